@@ -1,0 +1,323 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <lz4.h>
+
+#include "lib/pagecodec.h"
+
+#define PS PAGECODEC_PAGE_SIZE
+#define NPAGES 64
+
+static uint8_t *mkpages(void)
+{
+	uint8_t *m = calloc(NPAGES, PS);
+
+	srand(42);
+	for (int i = 0; i < NPAGES; i++) {
+		uint8_t *p = m + (size_t)i * PS;
+
+		switch (i % 4) {
+		case 0: break;				/* zero */
+		case 1: for (int j = 0; j < PS; j++) p[j] = rand(); break;	/* raw */
+		case 2: snprintf((char *)p, PS, "page %d text", i);		/* lz4 */
+			memset(p + 100, 'a' + i % 26, 2000); break;
+		case 3: p[PS - 1] = 1; break;		/* zero except last byte */
+		}
+	}
+	return m;
+}
+
+/* Encode all pages, return buffer and length. */
+static uint8_t *encode_all(const uint8_t *m, size_t *len, struct pagecodec_stats *st)
+{
+	struct pagecodec_enc e;
+	struct err err;
+	size_t cap = NPAGES * PAGECODEC_MAX_RECORD, pos = 0;
+	uint8_t *out = malloc(cap);
+
+	assert_int_equal(pagecodec_enc_init(&e, 0, &err), 0);
+	for (int i = 0; i < NPAGES; i++) {
+		int k = pagecodec_encode(&e, i, m + (size_t)i * PS, out, cap, &pos, &err);
+
+		assert_true(k > 0);
+		switch (i % 4) {
+		case 0: assert_int_equal(k, PAGECODEC_ZERO); break;
+		case 1: assert_int_equal(k, PAGECODEC_RAW); break;
+		default: assert_int_equal(k, PAGECODEC_LZ4); break;
+		}
+	}
+	if (st)
+		*st = e.st;
+	pagecodec_enc_fini(&e);
+	*len = pos;
+	return out;
+}
+
+static void test_is_zero(void **state)
+{
+	uint8_t *buf = calloc(1, PS + 64);
+
+	(void)state;
+	for (int off = 0; off < 17; off++) {
+		assert_true(pagecodec_is_zero(buf + off));
+		for (int i = 0; i < PS; i += 97) {
+			buf[off + i] = 0x80;
+			assert_false(pagecodec_is_zero(buf + off));
+			buf[off + i] = 0;
+		}
+		buf[off + PS - 1] = 1;
+		assert_false(pagecodec_is_zero(buf + off));
+		buf[off + PS - 1] = 0;
+	}
+	free(buf);
+}
+
+static void test_roundtrip_mem(void **state)
+{
+	struct pagecodec_stats st;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	struct err err;
+	uint8_t *m = mkpages(), *dst = malloc(NPAGES * PS), *out;
+	size_t len;
+
+	(void)state;
+	out = encode_all(m, &len, &st);
+	assert_int_equal(st.zero_pages, NPAGES / 4);
+	assert_int_equal(st.raw_pages, NPAGES / 4);
+	assert_int_equal(st.lz4_pages, NPAGES / 2);
+	assert_int_equal(st.bytes_in, NPAGES * PS);
+	assert_int_equal(st.bytes_out, len);
+	assert_true(len < NPAGES * PS / 2);
+
+	memset(dst, 0xcc, NPAGES * PS);		/* zero pages must be cleared */
+	pagecodec_dec_init(d, NPAGES);
+	assert_int_equal(pagecodec_decode_to_mem(d, out, len, dst, &err), 0);
+	assert_memory_equal(m, dst, NPAGES * PS);
+	assert_int_equal(d->records, NPAGES);
+	assert_int_equal(d->st.zero_pages, NPAGES / 4);
+	assert_int_equal(d->st.lz4_pages, NPAGES / 2);
+	assert_int_equal(d->st.bytes_in, len);
+	free(d); free(m); free(dst); free(out);
+}
+
+struct cbctx { uint8_t *m; int n; int fail_at; };
+
+static int check_cb(void *opaque, uint64_t gfn, int kind, const void *page, struct err *err)
+{
+	struct cbctx *c = opaque;
+
+	(void)kind;
+	if (c->n == c->fail_at)
+		return err_set(err, "callback says no");
+	assert_int_equal(gfn, c->n);
+	assert_memory_equal(page, c->m + gfn * PS, PS);
+	c->n++;
+	return 0;
+}
+
+static void test_roundtrip_cb(void **state)
+{
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	struct err err;
+	uint8_t *m = mkpages(), *out;
+	struct cbctx c = { m, 0, -1 };
+	size_t len;
+
+	(void)state;
+	out = encode_all(m, &len, NULL);
+	pagecodec_dec_init(d, NPAGES);
+	assert_int_equal(pagecodec_decode_cb(d, out, len, check_cb, &c, &err), 0);
+	assert_int_equal(c.n, NPAGES);
+
+	c.n = 0; c.fail_at = 5;
+	pagecodec_dec_init(d, NPAGES);
+	assert_int_equal(pagecodec_decode_cb(d, out, len, check_cb, &c, &err), -1);
+	assert_string_equal(err.msg, "pagecodec: record 5 (gfn 0x5): callback says no");
+	free(d); free(m); free(out);
+}
+
+static void test_no_lz4_and_full(void **state)
+{
+	struct pagecodec_enc e;
+	struct err err;
+	uint8_t page[PS], out[PAGECODEC_MAX_RECORD + 10];
+	size_t pos = 0;
+
+	(void)state;
+	memset(page, 'x', PS);
+	assert_int_equal(pagecodec_enc_init(&e, PAGECODEC_ENC_NO_LZ4, &err), 0);
+	assert_int_equal(pagecodec_encode(&e, 7, page, out, sizeof(out), &pos, &err), PAGECODEC_RAW);
+	assert_int_equal(pos, PAGECODEC_MAX_RECORD);
+	assert_int_equal(pagecodec_encode(&e, 8, page, out, sizeof(out), &pos, &err), -1);
+	assert_non_null(strstr(err.msg, "output buffer full"));
+	assert_int_equal(pos, PAGECODEC_MAX_RECORD);
+	pagecodec_enc_fini(&e);
+}
+
+/* ---- hostile input ---- */
+
+static void hdr(uint8_t *o, uint64_t gfn, int kind, uint32_t plen)
+{
+	memset(o, 0, 16);
+	for (int i = 0; i < 8; i++) o[i] = gfn >> (8 * i);
+	o[8] = kind;
+	for (int i = 0; i < 4; i++) o[12 + i] = plen >> (8 * i);
+}
+
+static int decode(const uint8_t *buf, size_t len, uint64_t nr, struct err *err)
+{
+	static struct pagecodec_dec d;
+	static uint8_t mem[4 * PS];
+
+	pagecodec_dec_init(&d, nr);
+	return pagecodec_decode_to_mem(&d, buf, len, mem, err);
+}
+
+static void test_every_truncation(void **state)
+{
+	struct err err;
+	uint8_t *m = mkpages(), *out;
+	size_t len;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	uint8_t *dst = malloc(NPAGES * PS);
+
+	(void)state;
+	out = encode_all(m, &len, NULL);
+	/* Truncation on a record boundary is a valid shorter stream; anywhere
+	 * else must fail cleanly. */
+	for (size_t cut = 0; cut < len; cut++) {
+		size_t pos = 0, b = 0;
+		struct pagecodec_rec rec;
+		int boundary = 0;
+
+		pagecodec_dec_init(d, NPAGES);
+		while (b < cut && pagecodec_next(d, out, len, &pos, &rec, &err) > 0)
+			b = pos;
+		boundary = (b == cut);
+		pagecodec_dec_init(d, NPAGES);
+		assert_int_equal(pagecodec_decode_to_mem(d, out, cut, dst, &err), boundary ? 0 : -1);
+	}
+	free(m); free(out); free(d); free(dst);
+}
+
+static void test_hostile(void **state)
+{
+	struct err err;
+	uint8_t buf[3 * PAGECODEC_MAX_RECORD];
+	uint8_t page[PS];
+	int n;
+
+	(void)state;
+	hdr(buf, 0, PAGECODEC_ZERO, 0);
+	assert_int_equal(decode(buf, 7, 4, &err), -1);
+	assert_string_equal(err.msg, "pagecodec: record 0: truncated header (got 7 of 16 bytes)");
+
+	hdr(buf, 0, PAGECODEC_ZERO, 5);
+	assert_int_equal(decode(buf, 16 + 5, 4, &err), -1);
+	assert_non_null(strstr(err.msg, "zero page with payload_len 5"));
+
+	hdr(buf, 0, PAGECODEC_RAW, 4095);
+	assert_int_equal(decode(buf, sizeof(buf), 4, &err), -1);
+	assert_non_null(strstr(err.msg, "raw page with payload_len 4095, want 4096"));
+
+	hdr(buf, 0, PAGECODEC_RAW, 4096);
+	assert_int_equal(decode(buf, 16 + 4000, 4, &err), -1);
+	assert_string_equal(err.msg, "pagecodec: record 0: payload_len 4096 but only 4000 bytes left");
+
+	hdr(buf, 0, PAGECODEC_LZ4, 0xffffffffu);	/* huge lying length */
+	assert_int_equal(decode(buf, sizeof(buf), 4, &err), -1);
+	assert_non_null(strstr(err.msg, "lz4 payload_len 4294967295 out of range"));
+
+	hdr(buf, 0, 0, 0);
+	assert_int_equal(decode(buf, 16, 4, &err), -1);
+	assert_non_null(strstr(err.msg, "unknown kind 0"));
+	hdr(buf, 0, 9, 0);
+	assert_int_equal(decode(buf, 16, 4, &err), -1);
+	assert_non_null(strstr(err.msg, "unknown kind 9"));
+
+	hdr(buf, 0, PAGECODEC_ZERO, 0);
+	buf[10] = 1;
+	assert_int_equal(decode(buf, 16, 4, &err), -1);
+	assert_non_null(strstr(err.msg, "reserved"));
+
+	/* gfn bound, incl. one that would overflow gfn * 4096 */
+	hdr(buf, 0, PAGECODEC_ZERO, 0);
+	hdr(buf + 16, 4, PAGECODEC_ZERO, 0);
+	assert_int_equal(decode(buf, 32, 4, &err), -1);
+	assert_string_equal(err.msg, "pagecodec: record 1: gfn 0x4 beyond guest memory (4 pages)");
+	hdr(buf, 1ull << 52, PAGECODEC_ZERO, 0);
+	assert_int_equal(decode(buf, 16, 4, &err), -1);
+
+	/* LZ4 that decodes short: 1000 bytes */
+	memset(page, 'q', sizeof(page));
+	n = LZ4_compress_default((char *)page, (char *)buf + 16, 1000, PS);
+	assert_true(n > 0);
+	hdr(buf, 2, PAGECODEC_LZ4, n);
+	assert_int_equal(decode(buf, 16 + n, 4, &err), -1);
+	assert_string_equal(err.msg, "pagecodec: record 0: lz4 payload decodes to 1000 bytes, want 4096");
+
+	/* LZ4 that decodes long: 8192 bytes in */
+	{
+		uint8_t big[2 * PS];
+
+		memset(big, 'q', sizeof(big));
+		n = LZ4_compress_default((char *)big, (char *)buf + 16, sizeof(big), PS);
+		assert_true(n > 0);
+		hdr(buf, 2, PAGECODEC_LZ4, n);
+		assert_int_equal(decode(buf, 16 + n, 4, &err), -1);
+		assert_non_null(strstr(err.msg, "corrupt or decodes to more than 4096"));
+	}
+
+	/* garbage LZ4 */
+	hdr(buf, 2, PAGECODEC_LZ4, 100);
+	memset(buf + 16, 0xff, 100);
+	assert_int_equal(decode(buf, 16 + 100, 4, &err), -1);
+	assert_non_null(strstr(err.msg, "record 0: lz4"));
+
+	/* empty buffer is a valid empty stream */
+	assert_int_equal(decode(buf, 0, 4, &err), 0);
+}
+
+static void test_bitflips(void **state)
+{
+	struct err err;
+	uint8_t *m = mkpages(), *out;
+	size_t len;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	uint8_t *dst = malloc(NPAGES * PS);
+
+	(void)state;
+	out = encode_all(m, &len, NULL);
+	srand(7);
+	/* No checksum at this layer, so flips may decode; they must never
+	 * crash or write outside dst (ASan build checks that). */
+	for (int i = 0; i < 3000; i++) {
+		size_t at = rand() % len;
+		uint8_t bit = 1 << (rand() % 8);
+
+		out[at] ^= bit;
+		pagecodec_dec_init(d, NPAGES);
+		(void)pagecodec_decode_to_mem(d, out, len, dst, &err);
+		out[at] ^= bit;
+	}
+	free(m); free(out); free(d); free(dst);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_is_zero),
+		cmocka_unit_test(test_roundtrip_mem),
+		cmocka_unit_test(test_roundtrip_cb),
+		cmocka_unit_test(test_no_lz4_and_full),
+		cmocka_unit_test(test_every_truncation),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_bitflips),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
