@@ -1,0 +1,57 @@
+#!/bin/sh
+# The test runner behind `make test`. Runs, in order:
+#   1. unit tests (cmocka binaries build/tests/test_*),
+#   2. integration tests that need no KVM (tests/integration/*.sh without a
+#      "# needs: kvm" header), on this machine,
+#   3. integration tests that need KVM: directly or in one boot of the nested
+#      lab, as tests/lab/probe.sh decides (LAB=direct|nested forces it).
+# Ends with exactly one summary line: "N passed, N failed[, N skipped]".
+#   TESTS=substring   run only integration tests whose name contains it
+#   UNIT=0            skip unit tests
+cd "$(dirname "$0")/.." || exit 1
+RES=$(mktemp); trap 'rm -f "$RES"' EXIT
+upass=0; ufail=0
+if [ "${UNIT:-1}" != 0 ] && ls build/tests/test_* >/dev/null 2>&1; then
+    echo "== unit tests"
+    tests/run-unit.sh build/tests/test_* | tee "$RES.unit"
+    set -- $(tail -n 1 "$RES.unit"); upass=$2; ufail=$3; rm -f "$RES.unit"
+fi
+host=""; kvm=""
+for t in tests/integration/*.sh; do
+    [ -f "$t" ] || continue
+    case "$(basename "$t")" in *"${TESTS:-}"*) ;; *) continue;; esac
+    if grep -q '^# needs: .*kvm' "$t"; then kvm="$kvm $t"; else host="$host $t"; fi
+done
+if [ -n "$host" ]; then
+    echo "== integration tests (this machine)"
+    tests/run-suite.sh $host | tee -a "$RES"
+fi
+if [ -n "$kvm" ]; then
+    where=$(tests/lab/probe.sh)
+    echo "== integration tests needing KVM ($where)"
+    start=$(date +%s)
+    if [ "$where" = direct ]; then
+        tests/run-suite.sh $kvm | tee -a "$RES"
+    else
+        tests/lab/lab.sh run --timeout "${LAB_TIMEOUT:-2400}" --env TESTS --env KEEP_LOGS -- \
+            tests/run-suite.sh $kvm | tee -a "$RES"
+        rc=$?
+        [ $rc -ne 0 ] && echo "lab exited with status $rc"
+    fi
+    echo "(KVM tests took $(( $(date +%s) - start )) s)"
+    # A test that never reported (lab died or hung) is a failure.
+    for t in $kvm; do
+        n=$(basename "$t" .sh)
+        grep -q "^RESULT [A-Z]* $n " "$RES" || echo "RESULT FAIL $n 0s no result (lab or runner died)" | tee -a "$RES"
+    done
+fi
+ipass=$(grep -c '^RESULT PASS ' "$RES"); ifail=$(grep -c '^RESULT FAIL ' "$RES"); iskip=$(grep -c '^RESULT SKIP ' "$RES")
+grep '^RESULT SKIP ' "$RES" | sed 's/^RESULT SKIP /skipped: /'
+grep '^RESULT FAIL ' "$RES" | sed 's/^RESULT FAIL /failed: /'
+passed=$((upass + ipass)); failed=$((ufail + ifail))
+if [ "$iskip" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $iskip skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
