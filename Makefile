@@ -18,16 +18,18 @@
 BUILD   ?= build
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -MMD -MP
-LDLIBS  += -llz4 -lcrypto -lpthread
+CFLAGS  += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen -MMD -MP
+LDLIBS  += -llz4 -lcrypto -lprotobuf-c -lpthread
 SAN     :=
 
-LIB_SRC   := $(wildcard lib/*.c)
-VMM_SRC   := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
+PROTO_SRC := $(wildcard proto/*.proto)
+PROTO_GEN := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/proto/%.pb-c.c)
+LIB_SRC   := $(wildcard lib/*.c proto/*.c)
+VMM_SRC   := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_GEN:%.c=%.o)
 VMM_OBJ   := $(VMM_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
@@ -37,9 +39,17 @@ BINS := $(if $(wildcard vmm/main.c),$(BUILD)/vmm)
 .PHONY: all deps test unit integration check-asan fuzz bench demo clean guests
 all: $(BUILD)/libcore.a $(BUILD)/libvmm.a $(BINS) $(UNIT_BIN) guests
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -c $< -o $@
+
+# protobuf-c: proto/X.proto -> $(BUILD)/gen/proto/X.pb-c.{c,h}; include as "proto/X.pb-c.h".
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
+	$(CC) $(filter-out -Werror,$(CFLAGS)) $(SAN) -c $< -o $@
 
 $(BUILD)/libcore.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -74,10 +84,10 @@ check-asan: deps
 	@tests/run-unit.sh $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -I.
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC)
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(VMM_SRC) -llz4 -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN) -llz4 -lcrypto -lprotobuf-c -lpthread
 
 fuzz: deps $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
