@@ -1,0 +1,129 @@
+/* vmm: one process per VM.
+ *
+ *   vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]
+ *           --mem SIZE --cpus N [--serial stdio|PATH]
+ *
+ * Exit status (how the guest ended):
+ *   0  guest success: wrote 0 to port 0xf4, or powered off
+ *   1  guest-reported failure: wrote a non-zero byte to port 0xf4
+ *   2  usage error (unknown option, bad value, unreadable kernel/initrd)
+ *   3  internal error: KVM/VMM failure, or the VM could not be created
+ *   4  guest reboot: i8042 reset, triple fault, KVM reset event */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/vm.h"
+
+static const char usage_text[] =
+	"usage: vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
+	"               --mem SIZE --cpus N [--serial stdio|PATH]\n"
+	"  SIZE: number with K/M/G/T suffix (bare number = MiB)\n"
+	"exit status: 0 guest success/poweroff, 1 guest-reported failure, 2 usage,\n"
+	"             3 internal error, 4 guest reboot\n";
+
+static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "vmm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see 'vmm --help')\n");
+	exit(VMM_EXIT_USAGE);
+}
+
+static void parse_run(int argc, char **argv, struct vm_config *c)
+{
+	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP };
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, O_NAME },
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "serial", required_argument, NULL, O_SERIAL },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct err e = { { 0 } };
+	int o;
+
+	opterr = 0;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case O_NAME: c->name = optarg; break;
+		case O_KERNEL: c->kernel = optarg; break;
+		case O_INITRD: c->initrd = optarg; break;
+		case O_CMDLINE: c->cmdline = optarg; break;
+		case O_SERIAL: c->serial = optarg; break;
+		case O_MEM:
+			if (config_parse_size(optarg, &c->mem_size, &e) < 0)
+				usage_error("--mem: %s", e.msg);
+			break;
+		case O_CPUS:
+			if (config_parse_int(optarg, 1, VM_MAX_CPUS, &c->ncpus, &e) < 0)
+				usage_error("--cpus: %s", e.msg);
+			break;
+		case O_HELP:
+			fputs(usage_text, stdout);
+			exit(0);
+		case ':':
+			usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (config_check(c, &e) < 0)
+		usage_error("%s", e.msg);
+	if (access(c->kernel, R_OK) < 0)
+		usage_error("--kernel: cannot read '%s'", c->kernel);
+	if (c->initrd && access(c->initrd, R_OK) < 0)
+		usage_error("--initrd: cannot read '%s'", c->initrd);
+}
+
+int main(int argc, char **argv)
+{
+	struct vm_config cfg;
+	struct err e = { { 0 } };
+	static struct vm vm;
+	int status;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? VMM_EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "run"))
+		usage_error("unknown command '%s'", argv[1]);
+	config_defaults(&cfg);
+	parse_run(argc - 1, argv + 1, &cfg);
+
+	if (vm_create(&vm, &cfg, &e) < 0) {
+		fprintf(stderr, "vmm: %s: %s\n", cfg.name, e.msg);
+		return VMM_EXIT_ERROR;
+	}
+	vm_run(&vm);
+	status = vm_exit_status(&vm);
+	switch (vm.stop_reason) {
+	case VM_STOP_SUCCESS:
+		break;
+	case VM_STOP_GUEST_FAIL:
+		fprintf(stderr, "vmm: %s: guest reported failure (exit code %d)\n", cfg.name, vm.stop_code);
+		break;
+	case VM_STOP_POWEROFF:
+		fprintf(stderr, "vmm: %s: guest powered off (%s)\n", cfg.name, vm.stop_err.msg);
+		break;
+	case VM_STOP_REBOOT:
+		fprintf(stderr, "vmm: %s: guest reboot (%s)\n", cfg.name, vm.stop_err.msg);
+		break;
+	default:
+		fprintf(stderr, "vmm: %s: %s\n", cfg.name, vm.stop_err.msg);
+		break;
+	}
+	vm_destroy(&vm);
+	return status;
+}
