@@ -84,7 +84,7 @@ check-asan: deps
 	@tests/run-unit.sh $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN) -llz4 -lcrypto -lprotobuf-c -lpthread
