@@ -9,7 +9,7 @@
 #
 # Conventions (so adding a file never needs a Makefile edit):
 #   lib/*.c              -> build/libcore.a       (shared mechanisms; layer 2)
-#   vmm/*.c minus main.c -> build/libvmm.a        (KVM core, devices)
+#   vmm/*.c vmm/*/*.c migrate/*.c minus vmm/main.c -> build/libvmm.a (KVM core, devices, migration)
 #   vmm/main.c           -> build/vmm
 #   tests/unit/test_*.c  -> build/tests/test_*    (cmocka; linked with libvmm.a + libcore.a)
 #   fuzz/fuzz_*.c        -> build/fuzz/fuzz_*     (libFuzzer, clang)
@@ -25,7 +25,7 @@ SAN     :=
 PROTO_SRC := $(wildcard proto/*.proto)
 PROTO_GEN := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/proto/%.pb-c.c)
 LIB_SRC   := $(wildcard lib/*.c proto/*.c)
-VMM_SRC   := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c))
+VMM_SRC   := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c migrate/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 
