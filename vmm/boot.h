@@ -18,6 +18,8 @@ int boot_load(struct vm *vm, struct err *e);
 int multiboot_probe(const uint8_t *img, size_t len);
 int multiboot_load(struct vm *vm, const uint8_t *img, size_t len, struct err *e);
 int bzimage_probe(const uint8_t *img, size_t len);
+/* Validate a bzImage header; *setup_size = offset of the 64-bit kernel. */
+int bzimage_check(const uint8_t *img, size_t len, size_t *setup_size, struct err *e);
 int bzimage_load(struct vm *vm, const uint8_t *img, size_t len, struct err *e);
 
 #endif
