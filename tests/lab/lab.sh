@@ -76,12 +76,19 @@ trap cleanup EXIT INT TERM
     echo
 } > "$OUT/cmd.sh"
 : > "$OUT/stdout"
+# A working directory under /tmp, /run or /dev would be hidden by the lab's own
+# mounts there; share it separately and mount it at the same path inside.
+WORKSHARE=""
+case "$(pwd)" in
+/tmp/*|/run/*|/dev/*) pwd > "$OUT/workdir"
+    WORKSHARE="-virtfs local,path=$(pwd),mount_tag=work,security_model=none,readonly=on,multidevs=remap";;
+esac
 
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
-    -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap \
+    -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap $WORKSHARE \
     </dev/null >"$OUT/qemu.log" 2>&1 &
 QPID=$!
 
