@@ -1,0 +1,53 @@
+/* virtio-net over a tap fd (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, vnet header
+ * size 12 = struct virtio_net_hdr_v1, so headers pass through unchanged).
+ *
+ * Queues: 0 RX, 1 TX, 2 control (only ANNOUNCE_ACK is meaningful).
+ * TX runs on the TX kick. RX runs from virtio_net_rx(), which the core
+ * calls when the tap fd is readable (and which also runs on an RX kick,
+ * i.e. when the driver adds buffers). The tap fd must be non-blocking.
+ * A packet read from the tap but not yet placed (no guest buffers) waits in
+ * the device; it is dropped on save/reset (networks tolerate loss). */
+#ifndef VMM_VIRTIO_NET_H
+#define VMM_VIRTIO_NET_H
+
+#include <stdint.h>
+
+#include "vmm/virtio/virtio.h"
+
+#define VIRTIO_NET_F_CSUM		0
+#define VIRTIO_NET_F_GUEST_CSUM		1
+#define VIRTIO_NET_F_MAC		5
+#define VIRTIO_NET_F_MRG_RXBUF		15
+#define VIRTIO_NET_F_STATUS		16
+#define VIRTIO_NET_F_CTRL_VQ		17
+#define VIRTIO_NET_F_GUEST_ANNOUNCE	21
+
+#define VIRTIO_NET_S_LINK_UP	1
+#define VIRTIO_NET_S_ANNOUNCE	2
+
+#define VIRTIO_NET_HDR_LEN	12	/* virtio_net_hdr_v1 incl. num_buffers */
+#define VIRTIO_NET_QUEUE_SIZE	256
+#define VIRTIO_NET_RX_BUDGET	256	/* packets per virtio_net_rx call */
+#define VIRTIO_NET_Q_RX		0
+#define VIRTIO_NET_Q_TX		1
+#define VIRTIO_NET_Q_CTRL	2
+
+extern const struct virtio_dev_ops virtio_net_ops;
+
+/* tap_fd stays owned by the caller (see tap_open). */
+int virtio_net_init(struct virtio_dev *vd, const struct guest_mem *gm, int tap_fd,
+		    const uint8_t mac[6], struct err *e);
+/* Move packets from the tap into guest RX buffers (up to the budget).
+ * Returns the number of packets delivered. */
+int virtio_net_rx(struct virtio_dev *vd);
+/* After migration: ask the guest to announce itself (gratuitous ARP etc.):
+ * sets the ANNOUNCE status bit and raises a config interrupt. No-op unless
+ * the driver negotiated GUEST_ANNOUNCE. Returns 0 if requested. */
+int virtio_net_announce(struct virtio_dev *vd);
+
+/* Open (or attach to) tap ifname ("" = kernel picks vmmtap%d) with
+ * IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, vnet header size 12, non-blocking.
+ * Returns the fd; the chosen name goes to name_out if not NULL (IFNAMSIZ). */
+int tap_open(const char *ifname, char *name_out, struct err *e);
+
+#endif
