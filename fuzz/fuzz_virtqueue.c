@@ -3,12 +3,17 @@
  * guest RAM (a heap buffer of exactly RAM bytes, so ASan flags any access
  * outside it). The device loop pops, writes into the chain, pushes, and
  * asks for notification decisions, as a device would; dirty marks must
- * stay inside RAM. */
+ * stay inside RAM. With flag bit 5 the same ring feeds a live virtio-blk
+ * device (memfd disk) instead, so request parsing sees hostile chains. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/virtio/blk.h"
 #include "vmm/virtio/guest_mem.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -19,6 +24,33 @@ static void mark(void *opaque, uint64_t gpa, uint64_t len)
 	(void)opaque;
 	if (gpa >= RAM || len > RAM - gpa)
 		abort();
+}
+
+/* virtio-blk on a 64 KiB memfd disk, through the device core. */
+static void run_blk(struct guest_mem *gm, const struct virtq *shape)
+{
+	static int disk = -1;
+	struct virtio_dev vd;
+	struct err err;
+
+	if (disk < 0) {
+		disk = memfd_create("fuzzdisk", 0);
+		if (disk < 0 || ftruncate(disk, 65536) < 0)
+			abort();
+	}
+	if (virtio_blk_init(&vd, gm, disk, shape->size & 2, "fuzz", &err) < 0)
+		abort();
+	vd.guest_features = vd.host_features & ~(shape->size & 4 ? 1ULL << VIRTIO_BLK_F_FLUSH : 0);
+	vd.status = VIRTIO_STAT_ACKNOWLEDGE | VIRTIO_STAT_DRIVER | VIRTIO_STAT_FEATURES_OK |
+		    VIRTIO_STAT_DRIVER_OK;
+	vd.vq[0].size = shape->size;
+	vd.vq[0].desc_addr = shape->desc_addr;
+	vd.vq[0].avail_addr = shape->avail_addr;
+	vd.vq[0].used_addr = shape->used_addr;
+	virtio_dev_queue_enable(&vd, 0);
+	for (int i = 0; i < 3; i++)
+		virtio_dev_notify(&vd, 0);
+	virtio_dev_free(&vd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq.used_addr = a[2] % (RAM + 64);
 	vq.last_avail_idx = (fl & 0x40) ? 0xfff0 : 0;
 	vq.used_idx = vq.last_avail_idx;
-	if (vq_enable(&vq, fl & 1, fl & 2) == 0) {
+	if (fl & 0x20) {
+		run_blk(&gm, &vq);
+	} else if (vq_enable(&vq, fl & 1, fl & 2) == 0) {
 		for (int i = 0; i < 300; i++) {
 			int r = vq_pop(&vq, &e);
 			uint8_t scratch[64];
