@@ -236,8 +236,16 @@ bool pci_bus_pio(struct pci_bus *bus, uint16_t port, bool write, uint32_t *data,
 			*data = bus->config_addr;
 		return true;
 	}
-	if (port < PCI_CONFIG_DATA || port > PCI_CONFIG_DATA + 3)
-		return port >= PCI_CONFIG_ADDR && port < PCI_CONFIG_DATA; /* odd 0xcf8 sizes: ignore */
+	if (port < PCI_CONFIG_DATA || port > PCI_CONFIG_DATA + 3) {
+		/* 0xcf9 is the chipset reset register: the core's, not ours.
+		 * Other narrow accesses to 0xcf8-0xcfb (Linux's type-1 probe
+		 * pokes 0xcfb) are ignored. */
+		if (port < PCI_CONFIG_ADDR || port >= PCI_CONFIG_DATA || port == 0xcf9)
+			return false;
+		if (!write)
+			*data = 0xffffffff;
+		return true;
+	}
 	/* Enabled, bus 0, function 0, a populated slot; else nothing answers. */
 	f = NULL;
 	if ((a & 0x80000000) && ((a >> 16) & 0xff) == 0 && ((a >> 8) & 7) == 0)

@@ -87,7 +87,8 @@ int pci_bus_add(struct pci_bus *bus, struct pci_func *f, int slot, struct err *e
 /* Firmware's job: place every BAR naturally aligned in [base, base+size)
  * (largest first) and enable memory decoding. */
 int pci_bus_assign_bars(struct pci_bus *bus, uint64_t base, uint64_t size, struct err *e);
-/* Port I/O on 0xCF8..0xCFF (size 1, 2, 4). Returns false if not ours. */
+/* Port I/O on 0xCF8..0xCFF (size 1, 2, 4). Returns false if not ours
+ * (including 0xCF9, the reset control register the core may emulate). */
 bool pci_bus_pio(struct pci_bus *bus, uint16_t port, bool write, uint32_t *data, int size);
 /* MMIO: true if a BAR decodes [gpa, gpa+len) and handled it. */
 bool pci_bus_mmio(struct pci_bus *bus, uint64_t gpa, bool write, void *data, uint32_t len);
