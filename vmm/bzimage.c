@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/e820.h"
 #include "vmm/layout.h"
@@ -15,6 +16,7 @@
 #include "vmm/vm.h"
 
 /* Offsets in the image file == offsets in boot_params. */
+#define BP_ACPI_RSDP_ADDR	0x070
 #define BP_EXT_RAMDISK_IMAGE	0x0c0
 #define BP_EXT_RAMDISK_SIZE	0x0c4
 #define BP_EXT_CMD_LINE_PTR	0x0c8
@@ -137,7 +139,7 @@ int bzimage_load(struct vm *vm, const uint8_t *img, size_t len, struct err *e)
 	struct e820_ent map[BP_E820_MAX];
 	const char *cmd = vm->cfg.cmdline;
 	size_t setup, hdr_end, cmdlen = strlen(cmd);
-	uint64_t kernel_size, pref, kernel_end;
+	uint64_t kernel_size, pref, kernel_end, rsdp;
 	struct boot_entry b;
 	int n;
 
@@ -184,6 +186,9 @@ int bzimage_load(struct vm *vm, const uint8_t *img, size_t len, struct err *e)
 		memcpy(ent + 8, &map[i].size, 8);
 		memcpy(ent + 16, &map[i].type, 4);
 	}
+	if (acpi_write(&vm->mem, vm->ncpus, &rsdp, e) < 0)
+		return err_prefix(e, "bzImage");
+	memcpy(bp + BP_ACPI_RSDP_ADDR, &rsdp, 8);	/* boot protocol 2.14+ */
 	if (mem_write(&vm->mem, LAYOUT_BOOT_PARAMS, bp, sizeof(bp), "boot_params", e) < 0 ||
 	    regs_write_boot_tables(&vm->mem, BOOT_LM64, e) < 0 ||
 	    mptable_write(&vm->mem, vm->ncpus, e) < 0)

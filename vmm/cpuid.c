@@ -9,6 +9,7 @@
 #include "vmm/vm.h"
 
 #define CPUID_1_ECX_HYPERVISOR	(1u << 31)
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_EDX_HTT		(1u << 28)
 #define KVM_CPUID_SIGNATURE	0x40000000u
 #define KVM_CPUID_FEATURES	0x40000001u
@@ -97,6 +98,14 @@ int cpuid_setup_vcpu(struct vcpu *v, struct err *e)
 		f->eax = 1u << 3;
 	}
 	cpuid_filter(c, v->id, v->vm->ncpus);
+	/* KVM emulates the TSC-deadline timer in its LAPIC but leaves the
+	 * CPUID bit to user space; it spares the guest LAPIC calibration. */
+	if (v->vm->caps.tsc_deadline) {
+		struct kvm_cpuid_entry2 *l1 = find(c, 1, 0);
+
+		if (l1)
+			l1->ecx |= CPUID_1_ECX_TSC_DEADLINE;
+	}
 	r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (r < 0)

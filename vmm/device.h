@@ -62,5 +62,6 @@ extern const struct device_ops serial_ops;
 extern const struct device_ops debug_exit_ops;
 extern const struct device_ops i8042_ops;
 extern const struct device_ops rtc_ops;
+extern const struct device_ops acpi_pm_ops;
 
 #endif

@@ -11,6 +11,7 @@ const struct device_ops *const device_table[] = {
 	&debug_exit_ops,
 	&i8042_ops,
 	&rtc_ops,
+	&acpi_pm_ops,
 };
 const int device_table_len = (int)(sizeof(device_table) / sizeof(device_table[0]));
 

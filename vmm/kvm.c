@@ -66,6 +66,7 @@ int kvm_open_vm(struct vm *vm, struct err *e)
 	c->debugregs = check_ext(vm->kvm_fd, KVM_CAP_DEBUGREGS);
 	c->vcpu_events = check_ext(vm->kvm_fd, KVM_CAP_VCPU_EVENTS);
 	c->set_identity_map = check_ext(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR);
+	c->tsc_deadline = check_ext(vm->kvm_fd, KVM_CAP_TSC_DEADLINE_TIMER);
 	r = check_ext(vm->kvm_fd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
 	c->manual_dirty_protect = r > 0;
 	c->manual_dirty_protect_flags = (uint64_t)r;

@@ -16,6 +16,8 @@
 #define LAYOUT_CMDLINE_MAX	0x00010000ULL
 #define LAYOUT_EBDA		0x0009fc00ULL
 #define LAYOUT_MPTABLE		0x000f0000ULL	/* scanned by Linux in 0xf0000-0xfffff */
+#define LAYOUT_ACPI		0x000f1000ULL	/* RSDP scanned in 0xe0000-0xfffff */
+#define LAYOUT_ACPI_MAX		0x00004000ULL
 #define LAYOUT_BIOS_END		0x00100000ULL
 #define LAYOUT_KERNEL		0x00100000ULL	/* bzImage protected-mode code */
 

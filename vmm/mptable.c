@@ -150,12 +150,14 @@ long mptable_build(uint8_t *buf, size_t cap, uint32_t base, int ncpus)
 
 int mptable_write(struct vm_memory *m, int ncpus, struct err *e)
 {
-	uint8_t *dst = mem_gpa_to_hva(m, LAYOUT_MPTABLE, 0x10000);
+	/* The MP table area ends where the ACPI tables begin. */
+	const size_t cap = LAYOUT_ACPI - LAYOUT_MPTABLE;
+	uint8_t *dst = mem_gpa_to_hva(m, LAYOUT_MPTABLE, cap);
 	long n;
 
 	if (!dst)
 		return err_set(e, "MP table area not in RAM");
-	n = mptable_build(dst, 0x10000, (uint32_t)LAYOUT_MPTABLE, ncpus);
+	n = mptable_build(dst, cap, (uint32_t)LAYOUT_MPTABLE, ncpus);
 	if (n < 0)
 		return err_set(e, "MP table: %d CPUs do not fit", ncpus);
 	return 0;

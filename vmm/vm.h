@@ -48,6 +48,7 @@ struct kvm_caps {
 	bool manual_dirty_protect; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
 	uint64_t manual_dirty_protect_flags;
 	bool set_identity_map;	/* KVM_CAP_SET_IDENTITY_MAP_ADDR */
+	bool tsc_deadline;	/* KVM_CAP_TSC_DEADLINE_TIMER: LAPIC emulates it */
 };
 
 struct vcpu {
