@@ -30,6 +30,7 @@ struct control_server {
 	const struct control_ops *ops;
 	void *opaque;
 	struct client clients[CONTROL_MAX_CLIENTS];
+	uint8_t rbuf[65536];		/* read buffer, used only by the thread */
 };
 
 static int sun_for(const char *path, struct sockaddr_un *sa, struct err *err)
@@ -135,8 +136,13 @@ static void client_add(struct control_server *s)
 			      .tv_usec = (CONTROL_SEND_TIMEOUT_MS % 1000) * 1000 };
 	int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
 
-	if (fd < 0)
-		return;		/* EAGAIN, ECONNABORTED, EMFILE...: try again later */
+	if (fd < 0) {
+		/* Out of fds: the listen socket stays readable, so back off
+		 * instead of spinning; other errors are transient. */
+		if (errno == EMFILE || errno == ENFILE)
+			usleep(100 * 1000);
+		return;
+	}
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		if (s->clients[i].fd < 0) {
 			/* Replies are written blocking; the timeout bounds how
@@ -177,13 +183,13 @@ static void client_reject(struct client *c, const char *why)
 /* Data (or EOF) is waiting on c. One read per poll wakeup keeps clients fair. */
 static void client_readable(struct control_server *s, struct client *c)
 {
-	static __thread uint8_t buf[65536];
+	uint8_t *buf = s->rbuf;
 	struct control_reply *r;
 	Vmm__Request *req;
 	struct err err;
 	ssize_t n, off, k;
 
-	n = read(c->fd, buf, sizeof(buf));
+	n = read(c->fd, buf, sizeof(s->rbuf));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
