@@ -36,6 +36,7 @@ FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 BINS := $(if $(wildcard vmm/main.c),$(BUILD)/vmm)
 
+.SECONDARY:
 .PHONY: all deps test unit integration check-asan fuzz bench demo clean guests
 all: $(BUILD)/libcore.a $(BUILD)/libvmm.a $(BINS) $(UNIT_BIN) guests
 
