@@ -11,6 +11,8 @@
 #   lib/*.c              -> build/libcore.a       (shared mechanisms; layer 2)
 #   vmm/*.c vmm/*/*.c migrate/*.c minus vmm/main.c -> build/libvmm.a (KVM core, devices, migration)
 #   vmm/main.c           -> build/vmm
+#   agentd/*.c minus main.c, vmctl.c -> build/libagent.a; agentd/main.c -> build/agentd;
+#   agentd/vmctl.c -> build/vmctl
 #   tests/unit/test_*.c  -> build/tests/test_*    (cmocka; linked with libvmm.a + libcore.a)
 #   fuzz/fuzz_*.c        -> build/fuzz/fuzz_*     (libFuzzer, clang)
 #   guests/              -> build/guests/...      (guests/Makefile.inc)
@@ -26,19 +28,23 @@ PROTO_SRC := $(wildcard proto/*.proto)
 PROTO_GEN := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/proto/%.pb-c.c)
 LIB_SRC   := $(wildcard lib/*.c proto/*.c)
 VMM_SRC   := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c migrate/*.c))
+AGENT_SRC := $(filter-out agentd/main.c agentd/vmctl.c,$(wildcard agentd/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_GEN:%.c=%.o)
 VMM_OBJ   := $(VMM_SRC:%.c=$(BUILD)/obj/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
-BINS := $(if $(wildcard vmm/main.c),$(BUILD)/vmm)
+BINS := $(if $(wildcard vmm/main.c),$(BUILD)/vmm) $(if $(wildcard agentd/main.c),$(BUILD)/agentd) \
+        $(if $(wildcard agentd/vmctl.c),$(BUILD)/vmctl)
+AGENT_LIBS := -lev -lsystemd
 
 .SECONDARY:
 .PHONY: all deps test unit integration check-asan fuzz bench demo clean guests
-all: $(BUILD)/libcore.a $(BUILD)/libvmm.a $(BINS) $(UNIT_BIN) guests
+all: $(BUILD)/libcore.a $(BUILD)/libvmm.a $(BUILD)/libagent.a $(BINS) $(UNIT_BIN) guests
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_GEN)
 	@mkdir -p $(dir $@)
@@ -60,12 +66,22 @@ $(BUILD)/libvmm.a: $(VMM_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
 
+$(BUILD)/libagent.a: $(AGENT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+
 $(BUILD)/vmm: $(BUILD)/obj/vmm/main.o $(BUILD)/libvmm.a $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libvmm.a $(BUILD)/libcore.a
+$(BUILD)/agentd: $(BUILD)/obj/agentd/main.o $(BUILD)/libagent.a $(BUILD)/libcore.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(AGENT_LIBS) $(LDLIBS)
+
+$(BUILD)/vmctl: $(BUILD)/obj/agentd/vmctl.o $(BUILD)/libagent.a $(BUILD)/libcore.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(AGENT_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagent.a $(BUILD)/libvmm.a $(BUILD)/libcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka $(AGENT_LIBS) $(LDLIBS)
 
 include guests/Makefile.inc
 
@@ -81,14 +97,14 @@ test: deps
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    build/asan/libcore.a build/asan/libvmm.a $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+	    build/asan/libcore.a build/asan/libvmm.a build/asan/libagent.a $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 	@tests/run-unit.sh $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -std=gnu11 -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN)
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC) $(AGENT_SRC) $(PROTO_GEN)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(VMM_SRC) $(PROTO_GEN) -llz4 -lcrypto -lprotobuf-c -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(VMM_SRC) $(AGENT_SRC) $(PROTO_GEN) -llz4 -lcrypto -lprotobuf-c -lev -lsystemd -lpthread
 
 fuzz: deps $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
