@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include "vmm/acpi.h"
+#include "lib/le.h"
+#include "lib/vmstate.h"
 #include "vmm/device.h"
 #include "vmm/ioport.h"
 #include "vmm/vm.h"
@@ -83,6 +85,24 @@ static void acpi_pm_reset(struct device *dev)
 	pm_of(dev)->en = 0;
 }
 
+/* State payload v1: u16 cnt | u16 en. */
+static int acpi_pm_save(struct device *dev, struct vmstate_writer *w, struct err *e)
+{
+	if (vmstate_put_u16(w, pm_of(dev)->cnt, e) < 0)
+		return -1;
+	return vmstate_put_u16(w, pm_of(dev)->en, e);
+}
+
+static int acpi_pm_load(struct device *dev, const void *payload, size_t len, uint16_t version,
+			struct err *e)
+{
+	if (version != 1 || len != 4)
+		return err_set(e, "bad state (version %u, %zu bytes)", version, len);
+	pm_of(dev)->cnt = le_get16(payload);
+	pm_of(dev)->en = le_get16((const uint8_t *)payload + 2);
+	return 0;
+}
+
 static void acpi_pm_exit(struct device *dev)
 {
 	free(dev->priv);
@@ -94,5 +114,7 @@ const struct device_ops acpi_pm_ops = {
 	.realize = acpi_pm_realize,
 	.reset = acpi_pm_reset,
 	.pio = acpi_pm_pio,
+	.save = acpi_pm_save,
+	.load = acpi_pm_load,
 	.exit = acpi_pm_exit,
 };

@@ -3,8 +3,10 @@
  * absent RTC (reads of 0xff) could hang them; UIP always reads 0 here.
  * CMOS NVRAM bytes are kept so guests can store and read them back. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "lib/vmstate.h"
 #include "vmm/device.h"
 #include "vmm/ioport.h"
 #include "vmm/vm.h"
@@ -99,6 +101,29 @@ static void rtc_reset(struct device *dev)
 	r->cmos[RTC_REG_B] = RTC_B_24H;
 }
 
+/* State payload v1: u8 index | cmos[128]. */
+static int rtc_save(struct device *dev, struct vmstate_writer *w, struct err *e)
+{
+	struct rtc *r = dev->priv;
+
+	if (vmstate_put_u8(w, r->index, e) < 0)
+		return -1;
+	return vmstate_put(w, r->cmos, sizeof(r->cmos), e);
+}
+
+static int rtc_load(struct device *dev, const void *payload, size_t len, uint16_t version,
+		    struct err *e)
+{
+	struct rtc *r = dev->priv;
+	const uint8_t *b = payload;
+
+	if (version != 1 || len != 1 + sizeof(r->cmos))
+		return err_set(e, "bad state (version %u, %zu bytes)", version, len);
+	r->index = b[0] & 0x7f;
+	memcpy(r->cmos, b + 1, sizeof(r->cmos));
+	return 0;
+}
+
 static void rtc_exit(struct device *dev)
 {
 	free(dev->priv);
@@ -110,5 +135,7 @@ const struct device_ops rtc_ops = {
 	.realize = rtc_realize,
 	.reset = rtc_reset,
 	.pio = rtc_pio,
+	.save = rtc_save,
+	.load = rtc_load,
 	.exit = rtc_exit,
 };

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/vcursor.h"
+#include "lib/vmstate.h"
 #include "vmm/device.h"
 #include "vmm/ioport.h"
 #include "vmm/vm.h"
@@ -213,6 +215,37 @@ static void serial_reset(struct device *dev)
 	}
 }
 
+/* State payload v1: ier lcr mcr scr fcr dll dlm thri_pending irq_level (u8 each). */
+static int serial_save(struct device *dev, struct vmstate_writer *w, struct err *e)
+{
+	struct serial *s = dev->priv;
+	uint8_t b[9] = { s->ier, s->lcr, s->mcr, s->scr, s->fcr, s->dll, s->dlm,
+			 s->thri_pending, (uint8_t)s->irq_level };
+
+	return vmstate_put(w, b, sizeof(b), e);
+}
+
+static int serial_load(struct device *dev, const void *payload, size_t len, uint16_t version,
+		       struct err *e)
+{
+	struct serial *s = dev->priv;
+	const uint8_t *b = payload;
+
+	if (version != 1 || len != 9 || b[7] > 1 || b[8] > 1)
+		return err_set(e, "bad state (version %u, %zu bytes)", version, len);
+	s->ier = b[0] & 0x0f;
+	s->lcr = b[1];
+	s->mcr = b[2] & 0x1f;
+	s->scr = b[3];
+	s->fcr = b[4];
+	s->dll = b[5];
+	s->dlm = b[6];
+	s->thri_pending = b[7];
+	/* The irqchip state (restored first) already has the line level. */
+	s->irq_level = b[8];
+	return 0;
+}
+
 static void serial_exit(struct device *dev)
 {
 	struct serial *s = dev->priv;
@@ -230,5 +263,7 @@ const struct device_ops serial_ops = {
 	.realize = serial_realize,
 	.reset = serial_reset,
 	.pio = serial_pio,
+	.save = serial_save,
+	.load = serial_load,
 	.exit = serial_exit,
 };

@@ -35,6 +35,10 @@ struct device_ops {
 	int (*save)(struct device *dev, struct vmstate_writer *w, struct err *e);
 	int (*load)(struct device *dev, const void *payload, size_t len, uint16_t version,
 		    struct err *e);
+	/* Version of the section save writes ("dev.NAME", opened by the core,
+	 * vmm/snapshot.c); 0 means 1. A device with priv state must have save
+	 * and load, or snapshots refuse it. */
+	uint16_t state_version;
 	/* Free state. Must be safe after a failed or skipped realize. */
 	void (*exit)(struct device *dev);
 };

@@ -1,7 +1,9 @@
 /* vmm: one process per VM.
  *
  *   vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]
- *           --mem SIZE --cpus N [--serial stdio|PATH]
+ *           --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]
+ *   vmm run --restore DIR [--control SOCKET] [--serial ...] [device options]
+ *   vmm ctl SOCKET COMMAND ...        (vmm/control/README.md)
  *
  * Exit status (how the guest ended):
  *   0  guest success: wrote 0 to port 0xf4, or powered off
@@ -16,11 +18,15 @@
 #include <unistd.h>
 
 #include "vmm/config.h"
+#include "vmm/control/client.h"
+#include "vmm/session.h"
 #include "vmm/vm.h"
 
 static const char usage_text[] =
 	"usage: vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
-	"               --mem SIZE --cpus N [--serial stdio|PATH]\n"
+	"               --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]\n"
+	"       vmm run --restore DIR [--control SOCKET] [--serial stdio|PATH]\n"
+	"       vmm ctl SOCKET status|pause|resume|quit|snapshot DIR ... (vmm ctl --help)\n"
 	"  SIZE: number with K/M/G/T suffix (bare number = MiB)\n"
 	"exit status: 0 guest success/poweroff, 1 guest-reported failure, 2 usage,\n"
 	"             3 internal error, 4 guest reboot\n";
@@ -33,9 +39,12 @@ static void __attribute__((noreturn)) usage_error(const char *fmt, const char *a
 	exit(VMM_EXIT_USAGE);
 }
 
+static const char *restore_dir, *control_path;	/* --restore, --control */
+
 static void parse_run(int argc, char **argv, struct vm_config *c)
 {
-	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP };
+	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP,
+	       O_RESTORE, O_CONTROL };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -45,6 +54,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "serial", required_argument, NULL, O_SERIAL },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "restore", required_argument, NULL, O_RESTORE },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct err e = { { 0 } };
@@ -59,6 +70,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		case O_INITRD: c->initrd = optarg; break;
 		case O_CMDLINE: c->cmdline = optarg; break;
 		case O_SERIAL: c->serial = optarg; break;
+		case O_RESTORE: restore_dir = optarg; break;
+		case O_CONTROL: control_path = optarg; break;
 		case O_MEM:
 			if (config_parse_size(optarg, &c->mem_size, &e) < 0)
 				usage_error("--mem: %s", e.msg);
@@ -78,6 +91,11 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	if (restore_dir) {	/* the snapshot decides name, mem, cpus; no kernel */
+		if (c->kernel)
+			usage_error("%s", "--restore and --kernel exclude each other");
+		return;
+	}
 	if (config_check(c, &e) < 0)
 		usage_error("%s", e.msg);
 	if (access(c->kernel, R_OK) < 0)
@@ -89,7 +107,6 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 int main(int argc, char **argv)
 {
 	struct vm_config cfg;
-	struct err e = { { 0 } };
 	static struct vm vm;
 	int status;
 
@@ -97,16 +114,16 @@ int main(int argc, char **argv)
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? VMM_EXIT_USAGE : 0;
 	}
+	if (!strcmp(argv[1], "ctl"))
+		return vmm_ctl_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run"))
 		usage_error("unknown command '%s'", argv[1]);
 	config_defaults(&cfg);
 	parse_run(argc - 1, argv + 1, &cfg);
 
-	if (vm_create(&vm, &cfg, &e) < 0) {
-		fprintf(stderr, "vmm: %s: %s\n", cfg.name, e.msg);
-		return VMM_EXIT_ERROR;
-	}
-	vm_run(&vm);
+	status = vmm_session_main(&vm, &cfg, restore_dir, control_path);
+	if (status)
+		return status;
 	status = vm_exit_status(&vm);
 	switch (vm.stop_reason) {
 	case VM_STOP_SUCCESS:

@@ -26,6 +26,10 @@ static void vm_mem_exit(struct vm *vm)
 
 static int vm_boot_init(struct vm *vm, struct err *e)
 {
+	/* No kernel: a snapshot restore (vmm/snapshot.c) provides RAM and
+	 * vCPU state instead. */
+	if (!vm->cfg.kernel)
+		return 0;
 	return boot_load(vm, e);
 }
 
