@@ -109,8 +109,12 @@ $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(VMM_SRC) $(AGENT_SRC) $(PROTO_GEN)
 fuzz: deps $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcore.a $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 	@bench/run.sh
 
 demo: deps

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Boot-to-GUEST-UP time and RSS after boot: our vmm vs QEMU-KVM, same kernel,
+# same initramfs, same memory and vCPUs, same place (run it where KVM works:
+# directly or inside the lab). Prints JSON lines:
+#   {"bench":"boot","vmm":"ours|qemu","run":N,"boot_s":..,"rss_kib":..}
+# Usage: bench/boot.sh [RUNS]
+set -eu
+RUNS=${1:-3}
+KROOT=$(tests/lab/kernel.sh)
+K=$(ls "$KROOT"/boot/vmlinuz-* | head -1)
+I=build/guests/linux/initramfs.cpio.gz
+CMD="console=ttyS0 quiet panic=-1 workload=idle"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+now_ms() { date +%s%3N; }
+measure() { # WHO RUN
+    log=$T/$1.$2.log; : > "$log"
+    start=$(now_ms)
+    if [ "$1" = ours ]; then
+        build/vmm run --name bench --kernel "$K" --initrd "$I" --mem 512M --cpus 2 \
+            --cmdline "$CMD" --serial "$log" >/dev/null 2>&1 &
+    else
+        qemu-system-x86_64 -accel kvm -cpu host -m 512 -smp 2 -nographic -no-reboot -nic none \
+            -monitor none -serial "file:$log" -kernel "$K" -initrd "$I" -append "$CMD" \
+            </dev/null >/dev/null 2>&1 &
+    fi
+    pid=$!
+    n=0
+    while ! grep -q "GUEST UP" "$log" 2>/dev/null; do
+        sleep 0.05; n=$((n + 1))
+        if [ $n -gt 2400 ] || ! kill -0 $pid 2>/dev/null; then
+            kill -9 $pid 2>/dev/null; echo "bench: $1 did not reach GUEST UP" >&2; return 1
+        fi
+    done
+    end=$(now_ms)
+    sleep 2   # let init settle, then read RSS
+    rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
+    kill -9 $pid; wait $pid 2>/dev/null || true
+    printf '{"bench":"boot","vmm":"%s","run":%d,"boot_s":%s,"rss_kib":%s}\n' \
+        "$1" "$2" "$(echo "$end $start" | awk '{printf "%.3f", ($1-$2)/1000}')" "$rss"
+}
+i=1
+while [ $i -le "$RUNS" ]; do
+    measure ours $i || true
+    measure qemu $i || true
+    i=$((i + 1))
+done
