@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "vmm/acpi_pci.h"
 #include "vmm/layout.h"
 #include "vmm/memory.h"
 
@@ -71,12 +72,15 @@ long acpi_build(uint8_t *buf, size_t cap, uint64_t base, int ncpus, size_t *used
 {
 	/* Offsets, each table 16-byte aligned; FACS must be 64-byte aligned. */
 	size_t rsdp = 0, xsdt = 64, facs = 128, fadt = 192;
+	static uint8_t pci_aml[4096];
+	size_t pci_len = acpi_pci_aml(pci_aml, sizeof(pci_aml));
+	size_t dsdt_len = HDR_LEN + sizeof(dsdt_aml) + pci_len;
 	size_t dsdt = fadt + ((FADT_LEN + 15) & ~15u);
-	size_t madt = dsdt + ((HDR_LEN + sizeof(dsdt_aml) + 15) & ~15u);
+	size_t madt = dsdt + ((dsdt_len + 15) & ~15u);
 	size_t madt_len = HDR_LEN + 8 + (size_t)ncpus * 8 + 12 + 10 + 6;
 	uint8_t *p;
 
-	if (ncpus < 1 || ncpus > 254 || madt + madt_len > cap)
+	if (ncpus < 1 || ncpus > 254 || !pci_len || madt + madt_len > cap)
 		return -1;
 	memset(buf, 0, madt + madt_len);
 
@@ -133,8 +137,9 @@ long acpi_build(uint8_t *buf, size_t cap, uint64_t base, int ncpus, size_t *used
 
 	/* DSDT. */
 	p = buf + dsdt;
-	header(p, "DSDT", (uint32_t)(HDR_LEN + sizeof(dsdt_aml)), 2);
+	header(p, "DSDT", (uint32_t)dsdt_len, 2);
 	memcpy(p + HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	memcpy(p + HDR_LEN + sizeof(dsdt_aml), pci_aml, pci_len);	/* \_SB.PCI0 */
 	finish(p);
 
 	/* MADT: LAPICs 0..n-1, IOAPIC (id n, GSI base 0), SCI override

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "vmm/dev_virtio.h"
 #include "vmm/ioport.h"
 #include "vmm/vm.h"
 
@@ -12,21 +13,23 @@ const struct device_ops *const device_table[] = {
 	&i8042_ops,
 	&rtc_ops,
 	&acpi_pm_ops,
+	&pci_host_ops,		/* before the virtio devices that plug into it */
 };
 const int device_table_len = (int)(sizeof(device_table) / sizeof(device_table[0]));
 
 int devices_realize(struct vm *vm, struct err *e)
 {
-	int i;
+	int i, n = device_table_len + dev_virtio_count(&vm->cfg);
 
-	vm->devs = calloc((size_t)device_table_len, sizeof(*vm->devs));
+	vm->devs = calloc((size_t)n, sizeof(*vm->devs));
 	if (!vm->devs)
 		return err_set(e, "out of memory");
-	vm->ndevs = device_table_len;
-	for (i = 0; i < device_table_len; i++) {
+	vm->ndevs = n;
+	for (i = 0; i < n; i++) {
 		struct device *d = &vm->devs[i];
 
-		d->ops = device_table[i];
+		d->ops = i < device_table_len ? device_table[i]
+					      : dev_virtio_ops(&vm->cfg, i - device_table_len);
 		d->vm = vm;
 		pthread_mutex_init(&d->lock, NULL);
 		if (d->ops->realize && d->ops->realize(d, e) < 0) {

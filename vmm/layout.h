@@ -24,6 +24,10 @@
 /* 32-bit MMIO hole: [3 GiB, 4 GiB) is never RAM (PCI BARs, IOAPIC, LAPIC). */
 #define LAYOUT_PCI_HOLE_START	0xc0000000ULL
 #define LAYOUT_4G		0x100000000ULL
+/* PCI BARs are placed here (pci_bus_assign_bars); the DSDT's PCI0 _CRS
+ * describes this window. */
+#define LAYOUT_PCI_MMIO_BASE	0xe0000000ULL
+#define LAYOUT_PCI_MMIO_SIZE	0x10000000ULL
 #define LAYOUT_IOAPIC		0xfec00000ULL
 #define LAYOUT_LAPIC		0xfee00000ULL
 

@@ -11,6 +11,7 @@
  *   2  usage error (unknown option, bad value, unreadable kernel/initrd)
  *   3  internal error: KVM/VMM failure, or the VM could not be created
  *   4  guest reboot: i8042 reset, triple fault, KVM reset event */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +26,13 @@
 static const char usage_text[] =
 	"usage: vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"               --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]\n"
+	"               [--disk PATH[,ro]]... [--net tap=IFNAME[,mac=MAC]]... [--rng]\n"
 	"       vmm run --restore DIR [--control SOCKET] [--serial stdio|PATH]\n"
 	"       vmm ctl SOCKET status|pause|resume|quit|snapshot DIR ... (vmm ctl --help)\n"
 	"  SIZE: number with K/M/G/T suffix (bare number = MiB)\n"
+	"  --disk PATH[,ro]   virtio-blk on a raw image or block device (repeatable)\n"
+	"  --net tap=IFNAME[,mac=MAC]  virtio-net on an existing or new tap (repeatable)\n"
+	"  --rng              virtio-rng (entropy from the host's getrandom)\n"
 	"exit status: 0 guest success/poweroff, 1 guest-reported failure, 2 usage,\n"
 	"             3 internal error, 4 guest reboot\n";
 
@@ -44,7 +49,7 @@ static const char *restore_dir, *control_path;	/* --restore, --control */
 static void parse_run(int argc, char **argv, struct vm_config *c)
 {
 	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP,
-	       O_RESTORE, O_CONTROL };
+	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -56,6 +61,9 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "help", no_argument, NULL, O_HELP },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "net", required_argument, NULL, O_NET },
+		{ "rng", no_argument, NULL, O_RNG },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct err e = { { 0 } };
@@ -72,6 +80,27 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		case O_SERIAL: c->serial = optarg; break;
 		case O_RESTORE: restore_dir = optarg; break;
 		case O_CONTROL: control_path = optarg; break;
+		case O_DISK:
+			if (c->ndisks == VM_MAX_DISKS)
+				usage_error("--disk: at most %s disks", "8");
+			if (config_parse_disk(optarg, &c->disks[c->ndisks], &e) < 0)
+				usage_error("--disk: %s", e.msg);
+			if (access(c->disks[c->ndisks].path,
+				   c->disks[c->ndisks].readonly ? R_OK : R_OK | W_OK) < 0) {
+				snprintf(e.msg, sizeof(e.msg), "%s: %s", c->disks[c->ndisks].path,
+					 strerror(errno));
+				usage_error("--disk %s", e.msg);
+			}
+			c->ndisks++;
+			break;
+		case O_NET:
+			if (c->nnets == VM_MAX_NICS)
+				usage_error("--net: at most %s NICs", "4");
+			if (config_parse_net(optarg, &c->nets[c->nnets], &e) < 0)
+				usage_error("--net: %s", e.msg);
+			c->nnets++;
+			break;
+		case O_RNG: c->rng = true; break;
 		case O_MEM:
 			if (config_parse_size(optarg, &c->mem_size, &e) < 0)
 				usage_error("--mem: %s", e.msg);

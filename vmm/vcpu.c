@@ -12,6 +12,7 @@
 
 #include "vmm/cpuid.h"
 #include "vmm/ioport.h"
+#include "vmm/pci_glue.h"
 #include "vmm/regs.h"
 #include "vmm/vm.h"
 
@@ -118,8 +119,9 @@ static bool handle_exit(struct vcpu *v)
 		handle_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
-		/* No MMIO devices yet: reads see open bus. */
-		if (!run->mmio.is_write)
+		/* PCI BARs; anything else is open bus. */
+		if (!pci_glue_mmio(v->vm, run->mmio.phys_addr, run->mmio.is_write, run->mmio.data,
+				   run->mmio.len) && !run->mmio.is_write)
 			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 		return true;
 	case KVM_EXIT_INTR:

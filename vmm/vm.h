@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/bitmap.h"
 #include "lib/err.h"
 #include "vmm/config.h"
 #include "vmm/device.h"
@@ -19,6 +20,7 @@
 
 struct kvm_run;
 struct kvm_cpuid2;
+struct pci_glue;
 
 /* How a run ended, in precedence order: the first stop request wins. */
 enum vm_stop_reason {
@@ -74,7 +76,13 @@ struct vm {
 
 	struct io_bus pio;
 	int ndevs;
-	struct device *devs;		/* devs[i].ops == device_table[i] */
+	struct device *devs;		/* devs[i].ops == device_table[i], then the
+					 * virtio devices from cfg (dev_virtio.h) */
+	struct pci_glue *pci;		/* PCI bus, MMIO dispatch, I/O thread */
+	/* RAM pages (memfd page index, like dirty_log) written by the VMM
+	 * itself (virtio DMA): KVM's dirty log misses them. Set with
+	 * bitmap_set_atomic from any thread; take with bitmap_harvest. */
+	struct bitmap dma_dirty;
 
 	/* Stop handling: the first vm_request_stop wins; the main thread
 	 * waits on stop_cond, then kicks and joins the vCPU threads. */
