@@ -1,0 +1,103 @@
+/* Migration destination: the I/O loop around the mig_rx state machine. */
+#include "migrate/recv.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/frame.h"
+
+static uint64_t mig_recv__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
+	     const struct auth_secret *secret, int timeout_ms,
+	     struct mig_recv_stats *st, struct err *e)
+{
+	struct frame_conn c;
+	struct mig_rx rx;
+	uint8_t *buf = NULL, reply[MIG_RX_REPLY_MAX];
+	uint64_t t0 = mig_recv__now_ms(), t_final = 0, t_last_re = 0;
+	int have_conn = 0, have_rx = 0, peer_error = 0, ret = -1;
+
+	if (timeout_ms <= 0)
+		timeout_ms = MIG_RECV_TIMEOUT_MS;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (frame_conn_open(&c, fd, secret, AUTH_SERVER, timeout_ms, e) < 0) {
+		err_prefix(e, "authentication");
+		goto out;
+	}
+	have_conn = 1;
+	c.max_len = MIG_FRAME_MAX;
+	if (mig_rx_init(&rx, vm, ops, st, e) < 0) {
+		mig_send_error(&c, e->msg);
+		goto out;
+	}
+	have_rx = 1;
+	buf = malloc(MIG_FRAME_MAX);
+	if (!buf) {
+		err_set(e, "out of memory");
+		mig_send_error(&c, "destination out of memory");
+		goto out;
+	}
+	for (;;) {
+		uint16_t type, rtype;
+		size_t len, rlen;
+
+		if (frame_recv(&c, &type, buf, MIG_FRAME_MAX, &len, e) < 0) {
+			if (c.eof)
+				err_set(e, "source closed connection");
+			err_prefix(e, "%s", mig_rx_state_name(rx.state));
+			rx.state = MIG_RX_FAILED;
+			mig_send_error(&c, e->msg);	/* no-op if the link broke */
+			goto out;
+		}
+		if (mig_rx_frame(&rx, type, buf, len, &rtype, reply, &rlen, e) < 0) {
+			peer_error = type == MIG_F_ERROR;
+			/* Tell the source why (it resumes the guest on its side). */
+			if (!peer_error)
+				mig_send_error(&c, e->msg);
+			goto out;
+		}
+		if (type == MIG_F_ROUND_END) {
+			/* The final round starts right after the previous
+			 * ROUND_END; blackout is measured from there. */
+			if (rx.state == MIG_RX_RECV_STATE && !t_final)
+				t_final = t_last_re ? t_last_re : t0;
+			t_last_re = mig_recv__now_ms();
+		}
+		if (rtype && frame_send(&c, rtype, reply, (uint32_t)rlen, e) < 0) {
+			/* A failed GO_ACK does not undo GO: the source committed
+			 * to not running the guest when it sent GO, so we own it
+			 * now; the source will report AMBIGUOUS. */
+			if (rx.state == MIG_RX_RUNNING)
+				break;
+			err_prefix(e, "sending %s", mig_frame_name(rtype));
+			rx.state = MIG_RX_FAILED;
+			goto out;
+		}
+		if (rx.state == MIG_RX_RUNNING)
+			break;
+	}
+	ret = 0;
+out:
+	if (st) {
+		st->state = ret == 0 ? MIG_RX_RUNNING : MIG_RX_FAILED;
+		st->total_ms = mig_recv__now_ms() - t0;
+		st->blackout_ms = ret == 0 && t_final ? mig_recv__now_ms() - t_final : 0;
+	}
+	if (have_rx)
+		mig_rx_fini(&rx);
+	if (have_conn)
+		frame_conn_close(&c);
+	free(buf);
+	if (ret < 0)
+		err_prefix(e, "migrate: recv");
+	return ret;
+}

@@ -1,0 +1,396 @@
+/* Migration source: setup, pre-copy rounds, switchover and the ownership
+ * hand-off (contract in migrate/send.h, wire format in migrate/proto.h). */
+#include "migrate/send.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "lib/vmstate.h"
+#include "migrate/tx.h"
+
+#define MIG_BW_DEFAULT	125000000.0	/* bytes/s guess until measured (1 GbE) */
+#define MIG_BW_MIN_SAMPLE (1u << 20)	/* a round this big gives a bw sample */
+
+void mig_params_default(struct mig_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->downtime_ms = 300;
+	p->max_rounds = 30;
+	p->force_factor = 4;
+	p->auto_converge = 1;
+	p->compress = 1;
+	p->io_timeout_ms = 30000;
+	p->state_size_est = 256 << 10;
+}
+
+void mig_stats_init(struct mig_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+}
+
+void mig_stats_destroy(struct mig_stats *st)
+{
+	pthread_mutex_destroy(&st->lock);
+}
+
+void mig_stats_get(struct mig_stats *st, struct mig_status *out)
+{
+	pthread_mutex_lock(&st->lock);
+	*out = st->s;
+	pthread_mutex_unlock(&st->lock);
+}
+
+const char *mig_outcome_name(enum mig_outcome o)
+{
+	switch (o) {
+	case MIG_OUTCOME_NONE:		return "in progress";
+	case MIG_OUTCOME_SUCCESS:	return "success";
+	case MIG_OUTCOME_FAILED:	return "failed";
+	case MIG_OUTCOME_CANCELLED:	return "cancelled";
+	case MIG_OUTCOME_NOT_CONVERGED:	return "not converged";
+	case MIG_OUTCOME_AMBIGUOUS:	return "AMBIGUOUS";
+	}
+	return "?";
+}
+
+const char *mig_phase_name(enum mig_phase p)
+{
+	switch (p) {
+	case MIG_PHASE_SETUP:		return "setup";
+	case MIG_PHASE_PRECOPY:		return "pre-copy";
+	case MIG_PHASE_SWITCHOVER:	return "switchover";
+	case MIG_PHASE_DONE:		return "done";
+	}
+	return "?";
+}
+
+struct mig_send_ctx {
+	struct mig_tx tx;
+	double bw;			/* bytes/s estimate */
+	int dirty_on, paused, not_converged;
+	int go_sent;			/* past the point of no return */
+	uint64_t t_pause;
+	char where[32];
+};
+
+static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *secret,
+		      struct err *e)
+{
+	struct mig_tx *tx = &x->tx;
+	struct mig_hello mine, peer;
+	struct timeval tv = { tx->p.io_timeout_ms / 1000, (tx->p.io_timeout_ms % 1000) * 1000 };
+	uint8_t *compat = NULL, hb[MIG_TX_RBUF];
+	size_t clen = 0, len;
+	int n = MIG_MAX_REGIONS, ret = -1;
+
+	if (tx->ops->ram_regions(tx->vm, tx->ram, &n, e) < 0) {
+		err_prefix(e, "RAM regions");
+		goto out;
+	}
+	tx->nram = n;
+	compat = malloc(MIG_COMPAT_MAX);
+	tx->batch = malloc(MIG_PAGES_MAX);
+	if (!compat || !tx->batch) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	if (tx->ops->compat_info &&
+	    tx->ops->compat_info(tx->vm, compat, MIG_COMPAT_MAX, &clen, e) < 0) {
+		err_prefix(e, "compat_info");
+		goto out;
+	}
+	if (mig_hello_from_regions(&mine, tx->ram, n, tx->p.compress ? MIG_FEAT_LZ4 : 0,
+				   compat, clen, e) < 0)
+		goto out;
+	for (int i = 0; i < n; i++)
+		tx->first_page[i + 1] = tx->first_page[i] + tx->ram[i].size / PAGECODEC_PAGE_SIZE;
+	tx->npages = tx->first_page[n];
+	if (bitmap_init(&tx->dirty, tx->npages, e) < 0 ||
+	    pagecodec_enc_init(&tx->enc, 0, e) < 0)
+		goto out;
+	tx->have_enc = 1;
+	/* Bound every blocking send: a destination that stops reading must
+	 * not hang us (ENOTSOCK: not a socket, nothing to bound). */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 && errno != ENOTSOCK) {
+		err_errno(e, errno, "SO_SNDTIMEO");
+		goto out;
+	}
+	if (frame_conn_open(&tx->c, fd, secret, AUTH_CLIENT, tx->p.io_timeout_ms, e) < 0) {
+		err_prefix(e, "authentication");
+		goto out;
+	}
+	tx->have_conn = 1;
+	tx->c.max_len = MIG_TX_RBUF;
+	if ((len = mig_hello_encode(&mine, hb, sizeof(hb), e)) == (size_t)-1 ||
+	    frame_send(&tx->c, MIG_F_HELLO, hb, (uint32_t)len, e) < 0)
+		goto out;
+	if (mig_tx_wait(tx, MIG_F_HELLO, "answering HELLO", 1, &len, e) < 0 ||
+	    mig_hello_decode(tx->rbuf, len, &peer, e) < 0 ||
+	    mig_hello_check_layout(&mine, &peer, "destination", e) < 0)
+		goto out;
+	/* Features: what we offered AND what the destination accepts. */
+	if (!(mine.features & peer.features & MIG_FEAT_LZ4))
+		tx->enc.flags |= PAGECODEC_ENC_NO_LZ4;
+	ret = 0;
+out:
+	free(compat);
+	return ret;
+}
+
+static int mig__set_throttle(struct mig_send_ctx *x, int pct, struct err *e)
+{
+	struct mig_tx *tx = &x->tx;
+
+	if (tx->ops->set_throttle(tx->vm, pct, e) < 0)
+		return err_prefix(e, "set_throttle(%d)", pct);
+	tx->s.throttle_pct = pct;
+	return 0;
+}
+
+/* Pre-copy rounds. Returns 0 when it is time to switch over. */
+static int mig__precopy(struct mig_send_ctx *x, struct err *e)
+{
+	struct mig_tx *tx = &x->tx;
+	uint64_t prev = tx->npages, t_start = mig_now_ns();
+	int stuck = 0;
+
+	tx->s.phase = MIG_PHASE_PRECOPY;
+	snprintf(x->where, sizeof(x->where), "dirty_start");
+	if (tx->ops->dirty_start(tx->vm, e) < 0)
+		return -1;
+	x->dirty_on = 1;
+	/* ORDERING: tracking is armed and synced BEFORE round 0 reads any
+	 * page, so a write landing after round 0 read a page is reported by
+	 * the next sync. What this first sync reports is irrelevant (round 0
+	 * sends everything), it only re-arms tracking. */
+	if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0)
+		return err_prefix(e, "dirty_sync");
+	bitmap_set_all(&tx->dirty);
+	tx->s.setup_ms = (mig_now_ns() - tx->t0) / 1000000;
+
+	for (uint32_t round = 0;; round++) {
+		uint64_t t_r = mig_now_ns(), bytes0 = tx->s.bytes_sent, dt, n, pred;
+
+		tx->s.round = round;
+		snprintf(x->where, sizeof(x->where), "round %u", round);
+		if (mig_tx_send_dirty(tx, e) < 0 || mig_tx_round_end(tx, 0, e) < 0)
+			return -1;
+		dt = mig_now_ns() - t_r;
+		if (tx->s.bytes_sent - bytes0 >= MIG_BW_MIN_SAMPLE && dt > 0)
+			x->bw = (double)(tx->s.bytes_sent - bytes0) * 1e9 / (double)dt;
+		/* Pages written while this round was sending; sending them
+		 * is the next round. */
+		if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0)
+			return err_prefix(e, "dirty_sync");
+		n = bitmap_count(&tx->dirty);
+		dt = mig_now_ns() - t_r;
+		tx->s.dirty_rate = dt ? (uint64_t)((double)n * 1e9 / (double)dt) : 0;
+		tx->s.bandwidth = (uint64_t)x->bw;
+		tx->s.bytes_remaining = n * PAGECODEC_PAGE_SIZE;
+		pred = (uint64_t)(((double)n * PAGECODEC_MAX_RECORD + (double)tx->p.state_size_est) *
+				  1000.0 / x->bw);
+		tx->s.expected_downtime_ms = pred;
+		mig_tx_publish(tx);
+		if (pred <= tx->p.downtime_ms)
+			return 0;
+		if (mig_tx_check_cancel(tx, e) < 0)
+			return -1;
+		if (round + 1 >= tx->p.max_rounds ||
+		    (tx->p.max_time_ms && mig_now_ns() - t_start >= tx->p.max_time_ms * 1000000ull)) {
+			if (pred <= (uint64_t)tx->p.downtime_ms * tx->p.force_factor) {
+				tx->s.forced = 1;
+				return 0;
+			}
+			x->not_converged = 1;
+			return err_set(e, "did not converge after %u rounds (expected downtime %llu ms > %u x %u ms target)",
+				       round + 1, (unsigned long long)pred, tx->p.force_factor,
+				       tx->p.downtime_ms);
+		}
+		/* Stuck = shrank by less than 5% since the previous round. */
+		stuck = n * 20 >= prev * 19 ? stuck + 1 : 0;
+		prev = n;
+		if (stuck >= 2 && tx->p.auto_converge && tx->ops->set_throttle) {
+			int pct = tx->s.throttle_pct ? tx->s.throttle_pct + 10 : 20;
+
+			if (pct > 99)
+				pct = 99;
+			if (pct != tx->s.throttle_pct && mig__set_throttle(x, pct, e) < 0)
+				return -1;
+		}
+	}
+}
+
+/* Pause, last round, state, COMMIT, ACK_LOADED, GO, GO_ACK. Returns 0,
+ * -1 (not yet committed: caller resumes) or -2 (AMBIGUOUS). */
+static int mig__switchover(struct mig_send_ctx *x, struct err *e)
+{
+	struct mig_tx *tx = &x->tx;
+	struct vmstate_writer w;
+	const void *sbuf;
+	size_t slen, len;
+	uint64_t pages, state_len;
+	int ret = -1;
+
+	if (vmstate_writer_init(&w, 0, e) < 0)
+		return -1;
+	tx->s.phase = MIG_PHASE_SWITCHOVER;
+	tx->s.round++;
+	snprintf(x->where, sizeof(x->where), "switchover");
+	mig_tx_publish(tx);
+	x->t_pause = mig_now_ns();
+	x->paused = 1;	/* set first: a half-done pause is undone by resume */
+	if (tx->ops->pause(tx->vm, e) < 0) {
+		err_prefix(e, "pause");
+		goto out;
+	}
+	/* ORDERING: the final sync comes after pause() returned - vCPUs out
+	 * of KVM_RUN, device I/O quiesced - so nothing can dirty a page after
+	 * it and this last round is complete. */
+	if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0) {
+		err_prefix(e, "final dirty_sync");
+		goto out;
+	}
+	if (mig_tx_send_dirty(tx, e) < 0 || mig_tx_round_end(tx, MIG_RE_FINAL, e) < 0)
+		goto out;
+	if (tx->ops->save_state(tx->vm, &w, e) < 0) {
+		err_prefix(e, "save_state");
+		goto out;
+	}
+	if (vmstate_writer_finish(&w, &sbuf, &slen, e) < 0)
+		goto out;
+	tx->s.state_bytes = slen;
+	if (mig_tx_send_state(tx, sbuf, slen, e) < 0)
+		goto out;
+	if (mig_tx_wait(tx, MIG_F_ACK_LOADED, "acknowledging", 1, &len, e) < 0 ||
+	    mig_ack_decode(tx->rbuf, len, &pages, &state_len, e) < 0)
+		goto out;
+	if (pages != tx->total_pages || state_len != slen) {
+		err_set(e, "destination acknowledged %llu pages / %llu state bytes, sent %llu / %zu",
+			(unsigned long long)pages, (unsigned long long)state_len,
+			(unsigned long long)tx->total_pages, slen);
+		goto out;
+	}
+	/* Last chance to cancel: without GO the destination never runs. */
+	if (mig_tx_check_cancel(tx, e) < 0)
+		goto out;
+	/* POINT OF NO RETURN. From the first byte of GO on, the destination
+	 * may run the guest, so we never resume on our own again. */
+	x->go_sent = 1;
+	ret = -2;
+	if (frame_send(&tx->c, MIG_F_GO, NULL, 0, e) < 0) {
+		err_prefix(e, "sending GO");
+		goto out;
+	}
+	if (mig_tx_wait(tx, MIG_F_GO_ACK, "confirming GO", 0, &len, e) < 0)
+		goto out;
+	ret = 0;
+out:
+	vmstate_writer_free(&w);
+	tx->s.downtime_ms = (mig_now_ns() - x->t_pause) / 1000000;
+	return ret;
+}
+
+/* Append to the message without losing it (err_prefix only prepends). */
+static void mig__append(struct err *e, const char *what)
+{
+	size_t n = strnlen(e->msg, sizeof(e->msg) - 1), w = strlen(what);
+
+	if (w > sizeof(e->msg) - 1 - n)
+		w = sizeof(e->msg) - 1 - n;
+	memcpy(e->msg + n, what, w);
+	e->msg[n + w] = 0;
+}
+
+int mig_send(void *vm, const struct mig_vm_ops *ops, int fd,
+	     const struct auth_secret *secret, const struct mig_params *p,
+	     struct mig_stats *live, volatile int *cancel, struct err *e)
+{
+	struct mig_send_ctx *x = calloc(1, sizeof(*x));
+	struct mig_tx *tx;
+	struct err e2;
+	int ret = MIG_RET_RESUMED, r;
+
+	if (!x)
+		return err_set(e, "migrate: out of memory");
+	tx = &x->tx;
+	tx->t0 = mig_now_ns();
+	tx->vm = vm;
+	tx->ops = ops;
+	tx->live = live;
+	tx->cancel = cancel;
+	if (p)
+		tx->p = *p;
+	else
+		mig_params_default(&tx->p);
+	if (!tx->p.downtime_ms)
+		tx->p.downtime_ms = 300;
+	if (!tx->p.max_rounds)
+		tx->p.max_rounds = 30;
+	if (!tx->p.force_factor)
+		tx->p.force_factor = 4;
+	if (tx->p.io_timeout_ms <= 0)
+		tx->p.io_timeout_ms = 30000;
+	if (!tx->p.state_size_est)
+		tx->p.state_size_est = 256 << 10;
+	tx->rate = tx->p.bandwidth_mbs * 1e6 / 1e9;	/* bytes per ns */
+	tx->tb_last = tx->t0;
+	x->bw = tx->p.bandwidth_mbs ? tx->p.bandwidth_mbs * 1e6 : MIG_BW_DEFAULT;
+	snprintf(x->where, sizeof(x->where), "setup");
+	tx->s.phase = MIG_PHASE_SETUP;
+	mig_tx_publish(tx);
+
+	r = mig__setup(x, fd, secret, e);
+	if (r == 0)
+		r = mig__precopy(x, e);
+	if (r == 0)
+		r = mig__switchover(x, e);
+
+	if (r == 0) {
+		ret = MIG_RET_OK;
+		tx->s.outcome = MIG_OUTCOME_SUCCESS;
+	} else if (x->go_sent) {
+		/* Neither side may resume on its own; see send.h. */
+		ret = MIG_RET_AMBIGUOUS;
+		tx->s.outcome = MIG_OUTCOME_AMBIGUOUS;
+		mig__append(e, " (outcome AMBIGUOUS: destination may be running; source stays paused)");
+		err_prefix(e, "%s", x->where);
+	} else {
+		if (tx->have_conn)
+			mig_send_error(&tx->c, e->msg);	/* tell the destination why */
+		tx->s.outcome = tx->cancelled ? MIG_OUTCOME_CANCELLED :
+				x->not_converged ? MIG_OUTCOME_NOT_CONVERGED : MIG_OUTCOME_FAILED;
+	}
+	/* Undo throttling and tracking on every path (harmless when paused). */
+	if (tx->s.throttle_pct && mig__set_throttle(x, 0, &e2) < 0 && ret == MIG_RET_RESUMED)
+		mig__append(e, "; unthrottle failed");
+	if (x->dirty_on)
+		(void)ops->dirty_stop(vm, &e2);
+	if (ret == MIG_RET_RESUMED) {
+		if (x->paused && ops->resume(vm, &e2) < 0) {
+			mig__append(e, " (resume on source FAILED: ");
+			mig__append(e, e2.msg);
+			mig__append(e, ")");
+		} else {
+			mig__append(e, x->paused ? " (VM resumed on source)"
+					       : " (VM keeps running on source)");
+		}
+		err_prefix(e, "%s", x->where);
+	}
+	tx->s.phase = MIG_PHASE_DONE;
+	mig_tx_publish(tx);
+	if (ret != MIG_RET_OK)
+		err_prefix(e, "migrate");
+	if (tx->have_conn)
+		frame_conn_close(&tx->c);
+	if (tx->have_enc)
+		pagecodec_enc_fini(&tx->enc);
+	bitmap_free(&tx->dirty);
+	free(tx->batch);
+	free(x);
+	return ret;
+}

@@ -1,0 +1,389 @@
+/* End-to-end migration between two fake VMs in one process: sender and
+ * receiver in threads over a socketpair (or loopback TCP). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/frame.h"
+#include "migrate/recv.h"
+#include "migrate/send.h"
+#include "test_migrate_fake.h"
+
+#define MiB (1ull << 20)
+
+struct run {
+	struct fake_vm *src, *dst;
+	struct mig_params p;
+	struct auth_secret ssec, dsec;
+	int sfd, dfd;
+	struct mig_stats live;
+	volatile int cancel;
+	int rtimeout;
+	int sret, rret;
+	struct err serr, rerr;
+	struct mig_recv_stats rst;
+	/* watcher: act once cond holds */
+	int (*cond)(struct run *r, const struct mig_status *s);
+	int action;			/* 1 = cancel, 2 = shutdown dest fd */
+	int acted, stop_watch;
+	uint64_t ms;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void run_init(struct run *r, struct fake_vm *src, struct fake_vm *dst)
+{
+	struct err e;
+	int sv[2];
+
+	memset(r, 0, sizeof(*r));
+	r->src = src;
+	r->dst = dst;
+	mig_params_default(&r->p);
+	r->p.io_timeout_ms = 5000;
+	r->rtimeout = 5000;
+	assert_int_equal(auth_secret_set(&r->ssec, "cluster-secret", 14, &e), 0);
+	assert_int_equal(auth_secret_set(&r->dsec, "cluster-secret", 14, &e), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r->sfd = sv[0];
+	r->dfd = sv[1];
+	mig_stats_init(&r->live);
+}
+
+static void run_fini(struct run *r)
+{
+	close(r->sfd);
+	close(r->dfd);
+	auth_secret_free(&r->ssec);
+	auth_secret_free(&r->dsec);
+	mig_stats_destroy(&r->live);
+}
+
+static void *recv_main(void *arg)
+{
+	struct run *r = arg;
+
+	r->rret = mig_recv(r->dst, &fake_ops, r->dfd, &r->dsec, r->rtimeout, &r->rst, &r->rerr);
+	return NULL;
+}
+
+static void *watch_main(void *arg)
+{
+	struct run *r = arg;
+	struct mig_status s;
+
+	while (!__atomic_load_n(&r->stop_watch, __ATOMIC_ACQUIRE)) {
+		mig_stats_get(&r->live, &s);
+		if (r->cond(r, &s)) {
+			if (r->action == 1)
+				r->cancel = 1;
+			else
+				shutdown(r->dfd, SHUT_RDWR);
+			r->acted = 1;
+			return NULL;
+		}
+		fake_sleep_us(500);
+	}
+	return NULL;
+}
+
+static void run_go(struct run *r)
+{
+	pthread_t rt, wt;
+	uint64_t t0 = now_ns();
+
+	pthread_create(&rt, NULL, recv_main, r);
+	if (r->cond)
+		pthread_create(&wt, NULL, watch_main, r);
+	r->sret = mig_send(r->src, &fake_ops, r->sfd, &r->ssec, &r->p, &r->live,
+			   &r->cancel, &r->serr);
+	if (r->sret != MIG_RET_OK)
+		shutdown(r->sfd, SHUT_RDWR);	/* as a caller closing the link */
+	pthread_join(rt, NULL);
+	__atomic_store_n(&r->stop_watch, 1, __ATOMIC_RELEASE);
+	if (r->cond)
+		pthread_join(wt, NULL);
+	r->ms = (now_ns() - t0) / 1000000;
+}
+
+static void assert_same_ram(struct fake_vm *a, struct fake_vm *b)
+{
+	assert_int_equal(a->size, b->size);
+	for (uint64_t pg = 0; pg < a->npages; pg++)
+		if (memcmp(a->ram + pg * 4096, b->ram + pg * 4096, 4096)) {
+			fail_msg("page %llu differs", (unsigned long long)pg);
+		}
+	assert_true(b->loaded);
+	assert_int_equal(a->counter, b->loaded_counter);
+}
+
+static void assert_success(struct run *r)
+{
+	struct mig_status s;
+
+	if (r->sret != MIG_RET_OK || r->rret != 0)
+		fail_msg("send %d '%s' / recv %d '%s'", r->sret, r->serr.msg, r->rret, r->rerr.msg);
+	mig_stats_get(&r->live, &s);
+	assert_int_equal(s.outcome, MIG_OUTCOME_SUCCESS);
+	assert_int_equal(s.phase, MIG_PHASE_DONE);
+	assert_true(r->src->paused);		/* source stays paused */
+	assert_int_equal(r->src->resumes, 0);
+	assert_int_equal(r->src->dirty_starts, 1);
+	assert_int_equal(r->src->dirty_stops, 1);
+	assert_int_equal(r->rst.state, MIG_RX_RUNNING);
+	assert_same_ram(r->src, r->dst);
+}
+
+/* Failed before ACK: the source runs (never paused, or paused and resumed). */
+static void assert_source_running(struct run *r, enum mig_outcome want)
+{
+	struct mig_status s;
+
+	assert_int_equal(r->sret, MIG_RET_RESUMED);
+	assert_int_not_equal(r->rret, 0);
+	assert_int_equal(r->src->paused, 0);
+	assert_int_equal(r->src->pauses, r->src->resumes);
+	assert_int_equal(r->src->throttle, 0);
+	if (r->src->dirty_starts)
+		assert_int_equal(r->src->dirty_stops, 1);
+	mig_stats_get(&r->live, &s);
+	assert_int_equal(s.outcome, want);
+	assert_false(r->dst->loaded && r->rret == 0);
+}
+
+static void test_idle_tcp_throughput(void **state)
+{
+	struct fake_vm *src = fake_new(64 * MiB, 1), *dst = fake_new(64 * MiB, 0);
+	struct run r;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int l, one = 1;
+	struct mig_status s;
+
+	(void)state;
+	run_init(&r, src, dst);
+	close(r.sfd);
+	close(r.dfd);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	r.sfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(r.sfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	r.dfd = accept(l, NULL, NULL);
+	close(l);
+	setsockopt(r.sfd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	if (getenv("MIG_NO_LZ4"))
+		r.p.compress = 0;
+	run_go(&r);
+	assert_success(&r);
+	mig_stats_get(&r.live, &s);
+	assert_int_equal(s.round, 1);	/* round 0 + the final round */
+	print_message("idle 64 MiB random RAM over loopback TCP: %llu ms, %.0f MB/s, "
+		      "%llu bytes, downtime %llu ms, setup %llu ms\n",
+		      (unsigned long long)r.ms, 64.0 * MiB / 1e6 / (r.ms / 1000.0),
+		      (unsigned long long)s.bytes_sent, (unsigned long long)s.downtime_ms,
+		      (unsigned long long)s.setup_ms);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+static void test_idle_zero_and_compressible(void **state)
+{
+	struct fake_vm *src = fake_new(16 * MiB, 2), *dst = fake_new(16 * MiB, 1);
+	struct run r;
+	struct mig_status s;
+
+	(void)state;
+	memset(src->ram, 0, 4 * MiB);		/* some zero pages */
+	src->state_extra = 3 * MiB;		/* STATE split into slices */
+	run_init(&r, src, dst);
+	run_go(&r);
+	assert_success(&r);
+	mig_stats_get(&r.live, &s);
+	assert_int_equal(s.zero_pages, 1024);
+	assert_true(s.lz4_pages > 0);
+	assert_true(s.bytes_sent < 16 * MiB);
+	assert_true(r.rst.state_bytes > 3 * MiB);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+static void test_converges_modest_dirty_rate(void **state)
+{
+	struct fake_vm *src = fake_new(64 * MiB, 1), *dst = fake_new(64 * MiB, 0);
+	struct run r;
+	struct mig_status s;
+
+	(void)state;
+	fake_start_guest(src, 4, 0);		/* ~4000 pages/s */
+	run_init(&r, src, dst);
+	r.p.bandwidth_mbs = 400;
+	r.p.downtime_ms = 50;
+	run_go(&r);
+	assert_success(&r);
+	mig_stats_get(&r.live, &s);
+	assert_true(s.round >= 1);
+	assert_true(s.pages_sent > src->npages);	/* dirty pages re-sent */
+	assert_int_equal(s.throttle_pct, 0);
+	assert_int_equal(s.forced, 0);
+	assert_true(src->gen > 0);
+	print_message("modest dirty rate: %u rounds, %llu pages, downtime %llu ms, dirty rate %llu p/s\n",
+		      s.round, (unsigned long long)s.pages_sent,
+		      (unsigned long long)s.downtime_ms, (unsigned long long)s.dirty_rate);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+static void test_auto_converge(void **state)
+{
+	struct fake_vm *src = fake_new(8 * MiB, 1), *dst = fake_new(8 * MiB, 0);
+	struct run r;
+	struct mig_status s;
+
+	(void)state;
+	fake_start_guest(src, 100, 0);		/* ~100k pages/s over 2048 pages */
+	run_init(&r, src, dst);
+	r.p.bandwidth_mbs = 32;
+	r.p.downtime_ms = 20;
+	r.p.max_rounds = 60;
+	run_go(&r);
+	assert_success(&r);
+	mig_stats_get(&r.live, &s);
+	assert_true(src->max_throttle >= 20);
+	print_message("auto-converge: %u rounds, max throttle %d%%, downtime %llu ms\n",
+		      s.round, src->max_throttle, (unsigned long long)s.downtime_ms);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+static int cond_round0(struct run *r, const struct mig_status *s)
+{
+	(void)r;
+	return s->phase == MIG_PHASE_PRECOPY && s->round == 0 && s->pages_sent > 2000;
+}
+
+static int cond_round3(struct run *r, const struct mig_status *s)
+{
+	(void)r;
+	return s->phase == MIG_PHASE_PRECOPY && s->round >= 3;
+}
+
+static int cond_round1(struct run *r, const struct mig_status *s)
+{
+	(void)r;
+	return s->phase == MIG_PHASE_PRECOPY && s->round >= 1;
+}
+
+static void cancel_or_kill(int (*cond)(struct run *, const struct mig_status *), int action,
+			   const char *want_src, enum mig_outcome want)
+{
+	struct fake_vm *src = fake_new(16 * MiB, 1), *dst = fake_new(16 * MiB, 0);
+	struct run r;
+
+	fake_start_guest(src, 50, 1024);
+	run_init(&r, src, dst);
+	r.p.bandwidth_mbs = 100;
+	r.p.downtime_ms = 1;		/* never converges on its own */
+	r.p.auto_converge = 0;
+	r.p.max_rounds = 1000;
+	r.cond = cond;
+	r.action = action;
+	run_go(&r);
+	assert_true(r.acted);
+	assert_source_running(&r, want);
+	if (!strstr(r.serr.msg, want_src))
+		fail_msg("source error '%s' lacks '%s'", r.serr.msg, want_src);
+	assert_non_null(strstr(r.serr.msg, "(VM keeps running on source)"));
+	assert_int_equal(src->pauses, 0);
+	print_message("source: %s\n  dest: %s\n", r.serr.msg, r.rerr.msg);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+static void test_cancel_round0(void **state)
+{
+	(void)state;
+	cancel_or_kill(cond_round0, 1, "migrate: round 0: cancelled", MIG_OUTCOME_CANCELLED);
+}
+
+static void test_cancel_later(void **state)
+{
+	(void)state;
+	cancel_or_kill(cond_round3, 1, ": cancelled", MIG_OUTCOME_CANCELLED);
+}
+
+static void test_kill_dest_round1(void **state)
+{
+	(void)state;
+	cancel_or_kill(cond_round1, 2, "migrate: round ", MIG_OUTCOME_FAILED);
+}
+
+static void test_kill_dest_later(void **state)
+{
+	(void)state;
+	cancel_or_kill(cond_round3, 2, "migrate: round ", MIG_OUTCOME_FAILED);
+}
+
+static int hook_kill(struct fake_vm *f)
+{
+	shutdown(f->hook_fd, SHUT_RDWR);
+	return 0;
+}
+
+static void test_kill_dest_during_switchover(void **state)
+{
+	struct fake_vm *src = fake_new(8 * MiB, 1), *dst = fake_new(8 * MiB, 0);
+	struct run r;
+
+	(void)state;
+	fake_start_guest(src, 4, 0);
+	run_init(&r, src, dst);
+	dst->on_load = hook_kill;
+	dst->hook_fd = r.dfd;
+	run_go(&r);
+	assert_source_running(&r, MIG_OUTCOME_FAILED);
+	assert_int_equal(src->pauses, 1);
+	assert_string_equal(r.serr.msg, "migrate: switchover: destination closed connection "
+			    "before acknowledging (VM resumed on source)");
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_tcp_throughput),
+		cmocka_unit_test(test_idle_zero_and_compressible),
+		cmocka_unit_test(test_converges_modest_dirty_rate),
+		cmocka_unit_test(test_auto_converge),
+		cmocka_unit_test(test_cancel_round0),
+		cmocka_unit_test(test_cancel_later),
+		cmocka_unit_test(test_kill_dest_round1),
+		cmocka_unit_test(test_kill_dest_later),
+		cmocka_unit_test(test_kill_dest_during_switchover),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
