@@ -1,0 +1,67 @@
+#!/bin/sh
+# test: the freestanding guest (verify+write passes forever, heartbeats) runs
+# under --control; a snapshot is taken mid-run (the guest keeps going); the
+# vmm is killed; the snapshot is restored 3 times, each run continuing past
+# the snapshot's heartbeat generation without VERIFY FAIL. Hostile snapshot
+# directories (no state, truncated state, wrong-size memory) exit 2.
+# needs: kvm
+# timeout: 400
+. tests/lib.sh
+need_kvm
+VMM=$BUILD/vmm
+SNAP=$TMP/snap
+gens() { tr -d '\r' < "$1" | sed -n 's/^HEARTBEAT gen=\([0-9]*\).*/\1/p'; }
+hb_count() { _n=$(count_lines "$1" '^HEARTBEAT gen='); echo "${_n:-0}"; }
+wait_hb() {
+    _t=0
+    while [ "$(hb_count "$1")" -lt "$2" ]; do
+        grep -q "VERIFY FAIL" "$1" && { grep "VERIFY FAIL" "$1"; die "VERIFY FAIL in $1"; }
+        [ $_t -ge $(($3 * 5)) ] && { tail -n 20 "$1"; die "$1: fewer than $2 heartbeats after $3 s"; }
+        sleep 0.2; _t=$((_t + 1))
+    done
+}
+
+$VMM run --name fs --kernel "$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=32 passes=0 hb=2" \
+    --serial "$TMP/run0.log" --control "$TMP/sock0" 2> "$TMP/vmm0.err" &
+PID0=$!
+on_exit "kill -9 $PID0"
+wait_hb "$TMP/run0.log" 3 120
+$VMM ctl "$TMP/sock0" status | grep -q "state: *running" || die "not running"
+before=$(hb_count "$TMP/run0.log")
+$VMM ctl "$TMP/sock0" snapshot "$SNAP" || die "snapshot failed"
+cat "$TMP/vmm0.err"
+gen_before=$(gens "$TMP/run0.log" | head -n "$before" | tail -n 1)
+wait_hb "$TMP/run0.log" $((before + 2)) 60      # keeps running after the snapshot
+kill -9 $PID0; wait $PID0 2>/dev/null || true
+echo "snapshot after gen=$gen_before"
+for i in 1 2 3; do
+    $VMM run --restore "$SNAP" --serial "$TMP/run$i.log" --control "$TMP/sock$i" 2> "$TMP/vmm$i.err" &
+    pid=$!
+    on_exit "kill -9 $pid"
+    wait_hb "$TMP/run$i.log" 3 120
+    cat "$TMP/vmm$i.err"
+    first=$(gens "$TMP/run$i.log" | head -n 1)
+    echo "restore $i: first heartbeat gen=$first"
+    [ "$first" -gt "$gen_before" ] || die "restore $i: gen $first does not continue after $gen_before"
+    { echo "$gen_before"; gens "$TMP/run$i.log"; } | awk 'NR > 1 && $1 <= p { exit 1 } { p = $1 }' ||
+        die "restore $i: heartbeat generations not increasing"
+    $VMM ctl "$TMP/sock$i" quit
+    wait $pid || die "restore $i: exit $?"
+    grep -q "VERIFY FAIL" "$TMP/run$i.log" && die "restore $i: VERIFY FAIL"
+done
+# Hostile snapshot directories: a clear error, exit 2, never a crash.
+check_bad() {
+    want=$1
+    set +e; $VMM run --restore "$TMP/bad" --serial "$TMP/bad.log" > "$TMP/bad.err" 2>&1; rc=$?; set -e
+    echo "-> exit $rc: $(head -n 1 "$TMP/bad.err")"
+    [ $rc -eq 2 ] || die "exit $rc, want 2"
+    grep -q -- "$want" "$TMP/bad.err" || die "error does not mention '$want'"
+}
+mkdir "$TMP/bad"
+check_bad "no usable state file"
+cp --sparse=always "$SNAP/memory" "$TMP/bad/memory"
+head -c 1000 "$SNAP/state" > "$TMP/bad/state"
+check_bad "truncated or corrupt"
+cp "$SNAP/state" "$TMP/bad/state"; truncate -s 1M "$TMP/bad/memory"
+check_bad "memory: 1048576 bytes, want 67108864"
+echo "ok"
