@@ -250,9 +250,7 @@ static int build_state(struct vm *vm, struct vmstate_writer *w, struct err *e)
 		if (vmstate_begin_section(w, name, d->ops->state_version ? d->ops->state_version : 1,
 					  VMSTATE_SEC_REQUIRED, e) < 0)
 			goto out;
-		pthread_mutex_lock(&d->lock);
-		rr = d->ops->save(d, w, e);
-		pthread_mutex_unlock(&d->lock);
+		rr = d->ops->save(d, w, e);	/* d->lock held by snap_save */
 		if (rr < 0 || vmstate_end_section(w, e) < 0) {
 			err_prefix(e, "device '%s'", d->ops->name);
 			goto out;
@@ -288,10 +286,17 @@ static int fsync_path(const char *path, struct err *e)
 	return 0;
 }
 
+static void unlock_devs(struct vm *vm)
+{
+	for (int i = vm->ndevs - 1; i >= 0; i--)
+		pthread_mutex_unlock(&vm->devs[i].lock);
+}
+
 int snap_save(struct vm *vm, const char *dir, struct err *e)
 {
 	struct vmstate_writer w;
 	char state[PATH_MAX], mem[PATH_MAX], state_tmp[PATH_MAX], mem_tmp[PATH_MAX];
+	bool locked = false;
 	int fd = -1;
 
 	if (snprintf(state, sizeof(state), "%s/state", dir) >= (int)sizeof(state) ||
@@ -303,6 +308,13 @@ int snap_save(struct vm *vm, const char *dir, struct err *e)
 		return err_errno(e, errno, "mkdir %s", dir);
 	if (vmstate_writer_init(&w, 0, e) < 0)
 		return -1;
+	/* vCPUs are stopped, but the I/O thread may still move device state
+	 * and write RAM (tap RX, pending ioeventfds): hold every device lock
+	 * (table order = the pci-before-device lock order) until RAM is
+	 * written, so device state and RAM are one consistent cut. */
+	for (int i = 0; i < vm->ndevs; i++)
+		pthread_mutex_lock(&vm->devs[i].lock);
+	locked = true;
 	/* All KVM state first: a failure here touches no file. */
 	if (build_state(vm, &w, e) < 0)
 		goto fail;
@@ -320,6 +332,8 @@ int snap_save(struct vm *vm, const char *dir, struct err *e)
 		err_prefix(e, "%s", mem_tmp);
 		goto fail;
 	}
+	unlock_devs(vm);
+	locked = false;
 	close(fd);
 	fd = open(state_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -344,6 +358,8 @@ int snap_save(struct vm *vm, const char *dir, struct err *e)
 	vmstate_writer_free(&w);
 	return fsync_path(dir, e);
 fail:
+	if (locked)
+		unlock_devs(vm);
 	if (fd >= 0)
 		close(fd);
 	unlink(mem_tmp);
