@@ -1,6 +1,6 @@
 #!/bin/sh
 # test: snapshot/restore of a 2-vCPU Linux guest running the memory dirtier
-# (64 MiB): vmm ctl status/pause/resume, snapshot mid-run (guest keeps
+# (64 MiB) and a virtio-rng device: vmm ctl status/pause/resume, snapshot mid-run (guest keeps
 # running), then three restores of the same snapshot, each continuing with
 # heartbeats whose n/t/mono keep increasing past the snapshot and no VERIFY
 # FAIL; a corrupted state file and a wrong-sized memory file are refused.
@@ -30,7 +30,7 @@ increasing() { awk 'NR > 1 && $1 + 0 <= prev + 0 { bad = 1; print "not increasin
 ctl() { $VMM ctl "$@"; }
 
 log "boot: $MEM, 2 vCPUs"
-$VMM run --name snaplinux --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem "$MEM" --cpus 2 \
+$VMM run --name snaplinux --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem "$MEM" --cpus 2 --rng \
     --cmdline "$CMDLINE" --serial "$TMP/run0.log" --control "$TMP/sock0" 2> "$TMP/vmm0.err" &
 PID0=$!
 on_exit "kill -9 $PID0"
@@ -75,7 +75,7 @@ grep -q "VERIFY FAIL" "$TMP/run0.log" && die "VERIFY FAIL in the original run"
 for i in 1 2 3; do
     log "restore $i"
     t0=$(date +%s%N)
-    $VMM run --restore "$SNAP" --serial "$TMP/run$i.log" --control "$TMP/sock$i" 2> "$TMP/vmm$i.err" &
+    $VMM run --restore "$SNAP" --rng --serial "$TMP/run$i.log" --control "$TMP/sock$i" 2> "$TMP/vmm$i.err" &
     pid=$!
     on_exit "kill -9 $pid"
     wait_hb "$TMP/run$i.log" 4 120
@@ -104,7 +104,12 @@ cat "$TMP/bad.err"
 [ $rc -eq 2 ] || die "corrupted state: exit $rc, want 2"
 grep -q "^vmm: restore $TMP/bad: $TMP/bad/state: vmstate: checksum mismatch (file says 0x[0-9a-f]*, data is 0x[0-9a-f]*): truncated or corrupt$" "$TMP/bad.err" ||
     die "corrupted state: not the checksum error"
-cp "$SNAP/state" "$TMP/bad/state"; truncate -s 100M "$TMP/bad/memory"
+cp "$SNAP/state" "$TMP/bad/state"
+set +e; $VMM run --restore "$TMP/bad" --serial "$TMP/bad.log" > "$TMP/bad.err" 2>&1; rc=$?; set -e
+cat "$TMP/bad.err"    # the same snapshot without its --rng device
+[ $rc -eq 3 ] || die "missing device: exit $rc, want 3"
+grep -q "snapshot has state for device 'virtio-rng' which this VM lacks" "$TMP/bad.err" || die "missing device: unclear error"
+truncate -s 100M "$TMP/bad/memory"
 set +e; $VMM run --restore "$TMP/bad" --serial "$TMP/bad.log" > "$TMP/bad.err" 2>&1; rc=$?; set -e
 cat "$TMP/bad.err"
 [ $rc -eq 2 ] || die "short memory file: exit $rc, want 2"
