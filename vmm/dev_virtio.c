@@ -186,6 +186,14 @@ static int vdev_load(struct device *dev, const void *payload, size_t len, uint16
 	return 0;
 }
 
+void dev_virtio_announce(struct device *dev)
+{
+	struct vdev *v = dev->priv;
+
+	if (v && v->kind == VDEV_NET)
+		virtio_net_announce(&v->vd);	/* no-op unless negotiated */
+}
+
 #define VDEV_OPS(n) { .name = n, .realize = vdev_realize, .reset = vdev_reset, \
 	.save = vdev_save, .load = vdev_load, .exit = vdev_exit }
 

@@ -17,4 +17,8 @@ extern const struct device_ops virtio_rng_dev_ops;
 int dev_virtio_count(const struct vm_config *c);
 const struct device_ops *dev_virtio_ops(const struct vm_config *c, int i);
 
+/* Migration: ask the guest behind a virtio-net device to announce itself
+ * (gratuitous ARP); d->lock held. No-op for other kinds. */
+void dev_virtio_announce(struct device *dev);
+
 #endif

@@ -3,6 +3,7 @@
  *   vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]
  *           --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]
  *   vmm run --restore DIR [--control SOCKET] [--serial ...] [device options]
+ *   vmm run --incoming HOST:PORT --secret-file F [the source's options]
  *   vmm ctl SOCKET COMMAND ...        (vmm/control/README.md)
  *
  * Exit status (how the guest ended):
@@ -28,11 +29,15 @@ static const char usage_text[] =
 	"               --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]\n"
 	"               [--disk PATH[,ro]]... [--net tap=IFNAME[,mac=MAC]]... [--rng]\n"
 	"       vmm run --restore DIR [--control SOCKET] [--serial stdio|PATH]\n"
+	"       vmm run --incoming HOST:PORT --secret-file F [--mem/--cpus/device options\n"
+	"               as on the source; --kernel is accepted and not loaded]\n"
 	"       vmm ctl SOCKET status|pause|resume|quit|snapshot DIR ... (vmm ctl --help)\n"
 	"  SIZE: number with K/M/G/T suffix (bare number = MiB)\n"
 	"  --disk PATH[,ro]   virtio-blk on a raw image or block device (repeatable)\n"
 	"  --net tap=IFNAME[,mac=MAC]  virtio-net on an existing or new tap (repeatable)\n"
 	"  --rng              virtio-rng (entropy from the host's getrandom)\n"
+	"  --secret-file F    cluster secret for live migration (mode 0600)\n"
+	"  --incoming HOST:PORT  wait for one live migration, then run the guest\n"
 	"exit status: 0 guest success/poweroff, 1 guest-reported failure, 2 usage,\n"
 	"             3 internal error, 4 guest reboot\n";
 
@@ -45,11 +50,12 @@ static void __attribute__((noreturn)) usage_error(const char *fmt, const char *a
 }
 
 static const char *restore_dir, *control_path;	/* --restore, --control */
+static const char *incoming, *secret_file;	/* --incoming, --secret-file */
 
 static void parse_run(int argc, char **argv, struct vm_config *c)
 {
 	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP,
-	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG };
+	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG, O_INCOMING, O_SECRET };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -64,6 +70,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "net", required_argument, NULL, O_NET },
 		{ "rng", no_argument, NULL, O_RNG },
+		{ "incoming", required_argument, NULL, O_INCOMING },
+		{ "secret-file", required_argument, NULL, O_SECRET },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct err e = { { 0 } };
@@ -101,6 +109,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 			c->nnets++;
 			break;
 		case O_RNG: c->rng = true; break;
+		case O_INCOMING: incoming = optarg; break;
+		case O_SECRET: secret_file = optarg; break;
 		case O_MEM:
 			if (config_parse_size(optarg, &c->mem_size, &e) < 0)
 				usage_error("--mem: %s", e.msg);
@@ -120,6 +130,22 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	if (secret_file && access(secret_file, R_OK) < 0)
+		usage_error("--secret-file: cannot read '%s'", secret_file);
+	if (incoming) {		/* RAM and state come from the source */
+		if (restore_dir)
+			usage_error("%s", "--incoming and --restore exclude each other");
+		if (!secret_file)
+			usage_error("%s", "--incoming needs --secret-file");
+		if (!strchr(incoming, ':'))
+			usage_error("--incoming: '%s' is not HOST:PORT", incoming);
+		if (!c->kernel)
+			c->kernel = "";
+		if (config_check(c, &e) < 0)
+			usage_error("%s", e.msg);
+		c->kernel = NULL;
+		return;
+	}
 	if (restore_dir) {	/* the snapshot decides name, mem, cpus; no kernel */
 		if (c->kernel)
 			usage_error("%s", "--restore and --kernel exclude each other");
@@ -150,7 +176,7 @@ int main(int argc, char **argv)
 	config_defaults(&cfg);
 	parse_run(argc - 1, argv + 1, &cfg);
 
-	status = vmm_session_main(&vm, &cfg, restore_dir, control_path);
+	status = vmm_session_main(&vm, &cfg, restore_dir, control_path, incoming, secret_file);
 	if (status)
 		return status;
 	status = vm_exit_status(&vm);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/control/server.h"
+#include "vmm/migration.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -92,7 +93,8 @@ void session_run(struct vmm_session *s)
 
 	pthread_mutex_lock(&s->lock);
 	s->t_start_ns = now_ns();
-	if (start_locked(s, &e) < 0) {
+	/* An incoming migration has already resumed the guest. */
+	if (s->state != VMM__VM_STATE__VM_STATE_RUNNING && start_locked(s, &e) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		vm_request_stop(vm, VM_STOP_ERROR, 0, e.msg);
 		return;
@@ -196,17 +198,26 @@ static int op_status(void *opaque, Vmm__VmStatus *out, struct err *e)
 	out->guest_time_ms = (s->run_ns + (s->state == VMM__VM_STATE__VM_STATE_RUNNING ?
 					    now - s->run_since_ns : 0)) / 1000000;
 	pthread_mutex_unlock(&s->lock);
+	migration_status_state(&out->state);
+	if (out->state == VMM__VM_STATE__VM_STATE_PAUSED_AMBIGUOUS)
+		out->state_reason = (char *)"migration outcome AMBIGUOUS: the destination may be "
+			"running; resume here only if it is not";
 	return 0;
 }
 
 static int op_pause(void *opaque, struct err *e)
 {
+	if (migration_check_idle("pause", e) < 0)
+		return -1;
 	return session_pause(opaque, e);
 }
 
 static int op_resume(void *opaque, struct err *e)
 {
-	return session_resume(opaque, e);
+	if (migration_check_idle("resume", e) < 0 || session_resume(opaque, e) < 0)
+		return -1;
+	migration_resumed_by_operator();
+	return 0;
 }
 
 static int op_quit(void *opaque, struct err *e)
@@ -221,6 +232,8 @@ static int op_quit(void *opaque, struct err *e)
 
 static int op_snapshot(void *opaque, const char *dir, struct err *e)
 {
+	if (migration_check_idle("snapshot", e) < 0)
+		return -1;
 	return session_snapshot(opaque, dir, e);
 }
 
@@ -230,10 +243,13 @@ static const struct control_ops session_ops = {
 	.resume = op_resume,
 	.quit = op_quit,
 	.snapshot = op_snapshot,
+	.migrate = migration_op_start,
+	.migrate_status = migration_op_status,
+	.migrate_cancel = migration_op_cancel,
 };
 
 int vmm_session_main(struct vm *vm, struct vm_config *cfg, const char *restore_dir,
-		     const char *control_path)
+		     const char *control_path, const char *incoming, const char *secret_file)
 {
 	static struct snap_state snap;
 	static struct vmm_session sess;
@@ -262,10 +278,32 @@ int vmm_session_main(struct vm *vm, struct vm_config *cfg, const char *restore_d
 			(unsigned long long)((now_ns() - t0) / 1000000));
 	}
 	session_init(&sess, vm);
+	migration_setup(&sess, secret_file);
+	if (incoming)
+		sess.state = VMM__VM_STATE__VM_STATE_INCOMING;
 	if (control_path && control_server_start(control_path, &session_ops, &sess, &srv, &e) < 0) {
 		fprintf(stderr, "vmm: %s: --control %s: %s\n", cfg->name, control_path, e.msg);
 		vm_destroy(vm);
 		return VMM_EXIT_ERROR;
+	}
+	if (incoming) {
+		if (migration_incoming(vm, incoming, secret_file, &e) < 0) {
+			fprintf(stderr, "vmm: incoming: %s (guest discarded; the source keeps it)\n",
+				e.msg);
+			control_server_stop(srv);
+			vm_destroy(vm);
+			return VMM_EXIT_ERROR;
+		}
+		pthread_mutex_lock(&sess.lock);
+		sess.state = VMM__VM_STATE__VM_STATE_PAUSED;
+		pthread_mutex_unlock(&sess.lock);
+		if (session_resume(&sess, &e) < 0) {
+			fprintf(stderr, "vmm: incoming: resume: %s\n", e.msg);
+			control_server_stop(srv);
+			vm_destroy(vm);
+			return VMM_EXIT_ERROR;
+		}
+		migration_incoming_done(vm);
 	}
 	session_run(&sess);
 	control_server_stop(srv);

@@ -1,6 +1,6 @@
 /* The running vmm: VM run state (RUNNING/PAUSED/...), pause/resume of all
  * vCPUs, the control socket ops, snapshot, and `vmm run` glue for
- * --control and --restore (vmm/session.c). */
+ * --control, --restore and --incoming (vmm/session.c, vmm/migration.c). */
 #ifndef VMM_SESSION_H
 #define VMM_SESSION_H
 
@@ -38,6 +38,6 @@ int session_snapshot(struct vmm_session *s, const char *dir, struct err *e);
  * --control, run. Returns 0 when the VM ran (the caller reports how it
  * stopped and destroys it), else the exit status (message printed). */
 int vmm_session_main(struct vm *vm, struct vm_config *cfg, const char *restore_dir,
-		     const char *control_path);
+		     const char *control_path, const char *incoming, const char *secret_file);
 
 #endif

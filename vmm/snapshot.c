@@ -453,10 +453,6 @@ static int set_tsc_deadline(struct vcpu *v, const struct vcpu_state *s, struct e
 int snap_restore(struct vm *vm, const char *dir, const struct snap_state *s, struct err *e)
 {
 	char path[PATH_MAX];
-	struct vcpu_state *vs;
-	const void *p;
-	size_t len;
-	uint16_t ver;
 	int fd;
 
 	if (vm->ncpus != (int)s->m.ncpus || vm->mem.size != s->m.mem_size)
@@ -471,6 +467,25 @@ int snap_restore(struct vm *vm, const char *dir, const struct snap_state *s, str
 		return err_prefix(e, "%s", path);
 	}
 	close(fd);
+	return snap_restore_state(vm, s, e);
+}
+
+int snap_save_state(struct vm *vm, struct vmstate_writer *w, struct err *e)
+{
+	return build_state(vm, w, e);
+}
+
+int snap_restore_state(struct vm *vm, const struct snap_state *s, struct err *e)
+{
+	struct vcpu_state *vs;
+	const void *p;
+	size_t len;
+	uint16_t ver;
+
+	if (vm->ncpus != (int)s->m.ncpus || vm->mem.size != s->m.mem_size)
+		return err_set(e, "VM shape differs from the saved state (%u vCPUs, %llu bytes RAM; "
+			       "this VM has %d, %llu)", s->m.ncpus, (unsigned long long)s->m.mem_size,
+			       vm->ncpus, (unsigned long long)vm->mem.size);
 	/* 2-3. vCPUs */
 	vs = malloc(sizeof(*vs));
 	if (!vs)

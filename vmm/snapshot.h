@@ -91,5 +91,11 @@ int snap_save(struct vm *vm, const char *dir, struct err *e);
 /* Load everything (RAM from dir/memory, vCPUs, irqchip, PIT, devices,
  * clock) into a VM freshly built from snap_apply_config, vCPUs not started. */
 int snap_restore(struct vm *vm, const char *dir, const struct snap_state *s, struct err *e);
+/* The state part alone (no RAM), for live migration (vmm/migration.c):
+ * save = every section of the state file, with all vCPUs stopped and every
+ * device lock held by the caller; restore = steps 2-7 of the restore order
+ * (vCPUs, irqchip, PIT, devices, clock) into a VM whose RAM is in place. */
+int snap_save_state(struct vm *vm, struct vmstate_writer *w, struct err *e);
+int snap_restore_state(struct vm *vm, const struct snap_state *s, struct err *e);
 
 #endif

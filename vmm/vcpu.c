@@ -174,6 +174,10 @@ static void *vcpu_thread(void *arg)
 			if (errno == EINTR || errno == EAGAIN) {
 				if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
 					break;
+				int pct = __atomic_load_n(&v->vm->throttle_pct, __ATOMIC_RELAXED);
+
+				if (pct > 0)	/* pct % of the 10 ms kick period */
+					usleep((useconds_t)pct * 100);
 				continue;
 			}
 			char msg[128];
@@ -213,6 +217,13 @@ int vcpus_start(struct vm *vm, struct err *e)
 	}
 	/* The main thread keeps the signal blocked: kicks are for vCPUs. */
 	return 0;
+}
+
+void vcpus_kick(struct vm *vm)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].thread_started)
+			pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
 }
 
 void vcpus_stop(struct vm *vm)

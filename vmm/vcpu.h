@@ -16,5 +16,9 @@ int vcpus_start(struct vm *vm, struct err *e);
 /* Make every vCPU leave KVM_RUN and its thread return, then join them. */
 void vcpus_stop(struct vm *vm);
 void vcpus_destroy(struct vm *vm);
+/* Interrupt KVM_RUN of every started vCPU thread (they continue unless
+ * stopping; with vm->throttle_pct they sleep first). Call with the
+ * session lock held so no thread is being started or joined meanwhile. */
+void vcpus_kick(struct vm *vm);
 
 #endif

@@ -83,6 +83,9 @@ struct vm {
 	 * itself (virtio DMA): KVM's dirty log misses them. Set with
 	 * bitmap_set_atomic from any thread; take with bitmap_harvest. */
 	struct bitmap dma_dirty;
+	/* Migration auto-converge: each vCPU sleeps this share (0..99 %) of
+	 * every 10 ms kick period (vmm/migration.c kicks, vcpu.c sleeps). */
+	int throttle_pct;
 
 	/* Stop handling: the first vm_request_stop wins; the main thread
 	 * waits on stop_cond, then kicks and joins the vCPU threads. */
