@@ -11,7 +11,9 @@
  * vmm to listen (<= 5 s). */
 /* Truncating snprintf into fixed buffers is intended (bounded messages, paths
  * checked against PATH_MAX by the kernel). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

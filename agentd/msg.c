@@ -79,6 +79,16 @@ int agent_request_check(const Agent__Request *req, int peer, Agent__ErrorCode *c
 	}
 	int is_peer_cmd = req->cmd_case >= AGENT__REQUEST__CMD_PREPARE_INCOMING &&
 			  req->cmd_case <= AGENT__REQUEST__CMD_ABORT_INCOMING;
+	if (req->cmd_case != AGENT__REQUEST__CMD__NOT_SET && peer && !is_peer_cmd &&
+	    req->cmd_case <= AGENT__REQUEST__CMD_ABORT_INCOMING) {
+		*code = AGENT__ERROR_CODE__ERROR_UNSUPPORTED;
+		return err_set(err, "%s is not a peer command", agent_cmd_name(req->cmd_case));
+	}
+	if (!peer && is_peer_cmd) {
+		*code = AGENT__ERROR_CODE__ERROR_UNSUPPORTED;
+		return err_set(err, "%s is only accepted from authenticated peers",
+			       agent_cmd_name(req->cmd_case));
+	}
 	switch (req->cmd_case) {
 	case AGENT__REQUEST__CMD_RUN:
 		if (!req->run->def)
@@ -117,15 +127,6 @@ int agent_request_check(const Agent__Request *req, int peer, Agent__ErrorCode *c
 	default:
 		*code = AGENT__ERROR_CODE__ERROR_UNSUPPORTED;
 		return err_set(err, "unknown command %d", (int)req->cmd_case);
-	}
-	if (peer && !is_peer_cmd) {
-		*code = AGENT__ERROR_CODE__ERROR_UNSUPPORTED;
-		return err_set(err, "%s is not a peer command", agent_cmd_name(req->cmd_case));
-	}
-	if (!peer && is_peer_cmd) {
-		*code = AGENT__ERROR_CODE__ERROR_UNSUPPORTED;
-		return err_set(err, "%s is only accepted from authenticated peers",
-			       agent_cmd_name(req->cmd_case));
 	}
 	return 0;
 }
