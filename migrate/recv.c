@@ -55,7 +55,10 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 				err_set(e, "source closed connection");
 			err_prefix(e, "%s", mig_rx_state_name(rx.state));
 			rx.state = MIG_RX_FAILED;
-			mig_send_error(&c, e->msg);	/* no-op if the link broke */
+			/* A receive error breaks only the inbound stream; our
+			 * outbound frames are intact, so say why if we can. */
+			c.broken = 0;
+			mig_send_error(&c, e->msg);
 			goto out;
 		}
 		if (mig_rx_frame(&rx, type, buf, len, &rtype, reply, &rlen, e) < 0) {
