@@ -484,6 +484,7 @@ static int spawn_vmm(struct vm *v, const char *incoming, struct err *err)
 	for (unsigned i = 0; i < r->ndisks; i++) { argv[a++] = "--disk"; argv[a++] = r->disks[i]; }
 	for (unsigned i = 0; i < r->nnets; i++) { argv[a++] = "--net"; argv[a++] = r->nets[i]; }
 	if (incoming) { argv[a++] = "--incoming"; argv[a++] = (char *)incoming; }
+	if (g.have_secret) { argv[a++] = "--secret-file"; argv[a++] = g.secret_path; }
 	argv[a] = NULL;
 
 	/* a stale socket of a dead vmm would answer nothing; remove it */
