@@ -117,7 +117,7 @@ static void *proxy_main(void *arg)
 			break;
 		if (pf[1].revents) {	/* dst -> src, untouched */
 			n = read(r->pb, buf, sizeof(buf));
-			if (n <= 0 || write(r->pa, buf, n) != n)
+			if (n <= 0 || send(r->pa, buf, n, MSG_NOSIGNAL) != n)
 				break;
 		}
 		if (pf[0].revents) {
@@ -128,7 +128,7 @@ static void *proxy_main(void *arg)
 				n = r->cut_at - fwd;
 			if (r->corrupt_at >= fwd && r->corrupt_at < fwd + n)
 				buf[r->corrupt_at - fwd] ^= r->xor;
-			if (n > 0 && write(r->pb, buf, n) != n)
+			if (n > 0 && send(r->pb, buf, n, MSG_NOSIGNAL) != n)
 				break;
 			fwd += n;
 			if (r->cut_at >= 0 && fwd >= r->cut_at)
