@@ -8,6 +8,7 @@
  * Invariants: RAM writes stay inside the two regions (guard bytes around
  * them must survive), a failure is sticky, the state only moves forward. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,8 @@ static int f_load(void *vm, const uint8_t *buf, size_t len, struct err *e)
 	struct vmstate_reader r;
 
 	(void)vm;
+	if (len == 1 && buf[0] == '!')
+		return 0;	/* shortcut so the fuzzer reaches LOADED and GO */
 	if (vmstate_parse(buf, len, &r, e) < 0)
 		return -1;
 	vmstate_reader_free(&r);
@@ -108,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (rx.state == MIG_RX_RUNNING && was != MIG_RX_LOADED && was != MIG_RX_RUNNING)
 			abort();
+		if (getenv("FUZZ_MIG_TRACE") && r == 0 && rx.state != was)
+			fprintf(stderr, "state %s\n", mig_rx_state_name(rx.state));
 	}
 	for (size_t i = 0; i < GUARD; i++)
 		if (arena[i] != 0xA5 || arena[sizeof(arena) - 1 - i] != 0xA5)
