@@ -264,7 +264,9 @@ static void vm_info(struct vm *v, struct info_store *s, int query)
 	path_of(s->serial, sizeof(s->serial), v->rec.name, ".log");
 	s->info.control = s->control;
 	s->info.serial = s->serial;
-	if (query && v->live && !v->mig && strcmp(v->rec.state, "incoming")) {
+	/* A migrated-away source copy may linger until reaped: never ask it. */
+	if (query && v->live && !v->mig && strcmp(v->rec.state, "incoming") &&
+	    strcmp(v->rec.state, "migrated")) {
 		Vmm__Request q = VMM__REQUEST__INIT;
 		Vmm__Status st = VMM__STATUS__INIT;
 		Vmm__Response *r = NULL;
