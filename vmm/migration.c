@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,8 @@ void migration_setup(struct vmm_session *s, const char *secret_file)
 {
 	mc.sess = s;
 	mc.default_secret = secret_file;
+	/* A peer that vanishes mid-stream must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	mig_stats_init(&mc.stats);
 }
 
