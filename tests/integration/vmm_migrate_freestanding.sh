@@ -7,7 +7,9 @@
 #  2. kill -9 of the destination mid-migration (bandwidth capped so it takes
 #     seconds): the source reports the error and keeps running (status running,
 #     heartbeats continue);
-#  3. wrong secret: a clear auth error on both sides, the source keeps running.
+#  3. migrate-cancel mid-migration (pause refused meanwhile): outcome
+#     cancelled, the destination exits non-zero, the source keeps running;
+#  4. wrong secret: a clear auth error on both sides, the source keeps running.
 # needs: kvm
 # timeout: 600
 . tests/lib.sh
@@ -129,7 +131,26 @@ n=$(hb_count "$TMP/src2.log")
 wait_hb "$TMP/src2.log" $((n + 3)) 60
 kill -0 $SRC || die "source vmm died"
 
-log "3. wrong secret"
+log "3. migrate-cancel mid-migration"
+start_dst 4 "$TMP/secret" 512M
+$VMM ctl "$TMP/src2.sock" migrate --to 10.9.0.2:$PORT --bandwidth 8 || die "migrate command failed"
+_t=0
+until $VMM ctl "$TMP/src2.sock" migrate-status 2>/dev/null | grep -Eq "phase: *precopy"; do
+    [ $_t -ge 100 ] && die "migration never reached pre-copy"
+    sleep 0.05; _t=$((_t + 1))
+done
+$VMM ctl "$TMP/src2.sock" pause > "$TMP/p.txt" 2>&1 && die "pause accepted during a migration"
+$VMM ctl "$TMP/src2.sock" migrate-cancel || die "migrate-cancel failed"
+wait_outcome "$TMP/src2.sock" "cancelled" 60
+cat "$TMP/ms.txt"
+wait_exit $DST 60
+[ $rc -ne 0 ] || die "destination exited 0 after a cancelled migration"
+tail -n 1 "$TMP/dst4.err"
+$VMM ctl "$TMP/src2.sock" status | grep -q "state: *running" || die "source not running after cancel"
+n=$(hb_count "$TMP/src2.log")
+wait_hb "$TMP/src2.log" $((n + 3)) 60
+
+log "4. wrong secret"
 start_dst 3 "$TMP/wrong" 512M
 $VMM ctl "$TMP/src2.sock" migrate --to 10.9.0.2:$PORT || die "migrate command failed"
 wait_outcome "$TMP/src2.sock" "failed" 60
