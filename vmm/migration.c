@@ -590,6 +590,18 @@ void migration_resumed_by_operator(void)
 	pthread_mutex_unlock(&mc.lock);
 }
 
+void migration_shutdown(void)
+{
+	pthread_mutex_lock(&mc.lock);
+	if (mc.active)
+		mc.cancel = 1;	/* honoured until GO; after it the thread ends by itself */
+	pthread_mutex_unlock(&mc.lock);
+	if (mc.joinable) {
+		pthread_join(mc.thread, NULL);
+		mc.joinable = 0;
+	}
+}
+
 /* ---- destination ---- */
 
 static int listen_on(const char *hp, struct err *e)

@@ -40,6 +40,10 @@ void migration_status_state(Vmm__VmState *state);
 /* A successful resume after AMBIGUOUS: the operator chose this side. */
 void migration_resumed_by_operator(void);
 
+/* The VM stopped (guest poweroff, quit, or migrated): cancel a running
+ * migration and join its thread before the VM is torn down. */
+void migration_shutdown(void);
+
 /* Destination: listen on hostport, accept one connection, receive the VM
  * (already created without a kernel) with mig_recv. 0 = GO received (the
  * caller resumes the guest and calls migration_incoming_done), else -1. */

@@ -306,6 +306,7 @@ int vmm_session_main(struct vm *vm, struct vm_config *cfg, const char *restore_d
 		migration_incoming_done(vm);
 	}
 	session_run(&sess);
+	migration_shutdown();
 	control_server_stop(srv);
 	return 0;
 }
