@@ -37,11 +37,61 @@ for key, unit, label in (("boot_s", "s", "boot to GUEST UP"), ("rss_kib", "MiB",
             o, q = o / 1024, q / 1024
         table.append((label, o, q, o / q, unit, f"vs QEMU-KVM, median of {min(no, nq)}"))
 
+# Snapshot/restore (bench/snapshot.sh): medians, ours vs QEMU-KVM.
+for key, unit, label, scale in (("save_s", "s", "snapshot save (512M, 128M dirty)", 1),
+                                ("restore_s", "s", "restore to first heartbeat", 1),
+                                ("bytes", "MiB", "snapshot size on disk", 1 / 2**20)):
+    o, no = med("ours", key, "snapshot")
+    q, nq = med("qemu", key, "snapshot")
+    if o is not None and q is not None:
+        o, q = o * scale, q * scale
+        table.append((label, o, q, o / q if q else None, unit, f"vs QEMU-KVM, median of {min(no, nq)}"))
+
+# Live migration (bench/migrate.sh): ours vs QEMU defaults and vs QEMU best.
+def mig(case, vmm):
+    return [r for r in rows if r["bench"] == "migrate" and r["case"] == case and r["vmm"] == vmm]
+
+def mmed(rs, key, conv_only=True):
+    v = [r[key] for r in rs if r.get(key) is not None and (r["converged"] or not conv_only)]
+    return statistics.median(v) if v else None
+
+def conv(rs):
+    n = sum(1 for r in rs if r["converged"])
+    return "yes" if n == len(rs) else "no" if n == 0 else f"{n}/{len(rs)}"
+
+for case in ("idle", "hot64"):
+    ours_rs = mig(case, "ours")
+    for peer, pname in (("qemu", "QEMU defaults"), ("qemu-best", "QEMU multifd+10G")):
+        peer_rs = mig(case, peer)
+        if not ours_rs or not peer_rs:
+            continue
+        table.append((f"migrate {case}: converged", conv(ours_rs), conv(peer_rs), None, "", f"vs {pname}, {len(ours_rs)}/{len(peer_rs)} runs"))
+        for key, unit, label, scale, conv_only in (("total_s", "s", "total time", 1, True),
+                                                   ("downtime_ms", "ms", "downtime (reported)", 1, True),
+                                                   ("gap_s", "s", "guest heartbeat gap", 1, True),
+                                                   ("bytes", "MiB", "bytes on the wire", 1 / 2**20, True),
+                                                   ("rounds", "", "rounds", 1, False)):
+            o, q = mmed(ours_rs, key, conv_only), mmed(peer_rs, key, conv_only)
+            if o is None and q is None:
+                continue
+            o = o * scale if o is not None else None
+            q = q * scale if q is not None else None
+            ratio = o / q if o is not None and q else None
+            note = f"vs {pname}" + (", converged runs" if conv_only else ", all runs")
+            table.append((f"migrate {case}: {label}", o, q, ratio, unit, note))
+
+def cell(v, w=10):
+    if v is None:
+        return f"{'-':>{w}}"
+    if isinstance(v, str):
+        return f"{v:>{w}}"
+    return f"{v:{w}.3f}"
+
 print()
-print(f"{'measure':34} {'ours':>10} {'peer':>10} {'ratio':>7}  unit  note")
+print(f"{'measure':38} {'ours':>10} {'peer':>10} {'ratio':>7}  unit  note")
 for m, o, p, ratio, unit, note in table:
-    print(f"{m:34} {o:10.3f} {p:10.3f} {ratio:7.2f}  {unit:5} {note}")
-print(f"(where: {where}; lower ratio is better for times and RSS, higher for GB/s)")
+    print(f"{m:38} {cell(o)} {cell(p)} {cell(ratio, 7) if ratio is None else f'{ratio:7.2f}'}  {unit:5} {note}")
+print(f"(where: {where}; lower ratio is better for times, sizes, downtime, gaps and RSS, higher for GB/s)")
 
 doc = {
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -62,7 +112,7 @@ except FileNotFoundError:
     have_gnuplot = False
 if have_gnuplot:
     for name, sel in (("codec", lambda m: m.startswith("codec")), ("vm", lambda m: not m.startswith("codec"))):
-        sub = [t for t in table if sel(t[0])]
+        sub = [t for t in table if sel(t[0]) and all(isinstance(x, (int, float)) for x in t[1:3])]
         if not sub:
             continue
         dat = os.path.join(outdir, name + ".dat")

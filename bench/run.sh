@@ -4,7 +4,8 @@
 # with ratios, saved to bench/results/latest.json and drawn as PNG plots.
 #   - page codec natively (vs memcpy on this machine)
 #   - boot to GUEST UP and RSS after boot, ours vs QEMU-KVM (lab or direct)
-# Rows for snapshot/restore and migration are added as those land.
+#   - snapshot/restore (bench/snapshot.sh) and live migration idle / 64 MiB hot
+#     set vs QEMU defaults and QEMU multifd+10G (bench/migrate.sh), same lab boot
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${BENCH_RUNS:-3}
@@ -13,10 +14,13 @@ RAW=$(mktemp); trap 'rm -f "$RAW"' EXIT
 echo "bench: page codec (native)"
 build/bench/codec_bench 8 >> "$RAW"
 WHERE=$(tests/lab/probe.sh)
-echo "bench: boot and RSS, ours vs QEMU-KVM ($WHERE, $RUNS runs each)"
+echo "bench: boot and RSS, snapshot/restore, live migration: ours vs QEMU-KVM ($WHERE, $RUNS runs each)"
+VMB="bench/boot.sh $RUNS; bench/snapshot.sh $RUNS; bench/migrate.sh $RUNS"
 if [ "$WHERE" = direct ]; then
-    bench/boot.sh "$RUNS" >> "$RAW"
+    sh -c "$VMB" | tee -a "$RAW" | grep -v '^{' || true
 else
-    tests/lab/lab.sh run --timeout 1800 -- bench/boot.sh "$RUNS" | grep '^{' >> "$RAW"
+    # one lab boot for all VM measures; JSON lines are collected, the rest shown
+    tests/lab/lab.sh run --timeout 1800 --env BENCH_MIG_CAP -- sh -c "$VMB" |
+        tee -a "$RAW" | grep -v '^{' || true
 fi
 python3 bench/report.py "$RAW" "$WHERE" "$OUT"
