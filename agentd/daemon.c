@@ -399,6 +399,8 @@ static void watch_pidfd(struct vm *v)
 	ev_io_start(g.loop, &v->pidw);
 }
 
+static void resume_migration(struct vm *v);
+
 static void adopt_all(void)
 {
 	DIR *d = opendir(g.state);
@@ -435,7 +437,8 @@ static void adopt_all(void)
 			vmm__response__free_unpacked(resp, NULL);
 			v->live = 1;
 			v->adopted = 1;
-			if (!strcmp(r.state, "migrating") || !strcmp(r.state, "starting"))
+			if (!strcmp(r.state, "starting") ||
+			    (!strcmp(r.state, "migrating") && !r.migrated_to[0]))
 				snprintf(v->rec.state, sizeof(v->rec.state), "running");
 			watch_pidfd(v);
 			logmsg("%s: re-adopted vmm pid %d", name, r.pid);
@@ -445,6 +448,13 @@ static void adopt_all(void)
 			watch_pidfd(v);
 			logmsg("%s: vmm pid %d alive but control socket does not answer: %s", name,
 			       r.pid, e.msg);
+		} else if (!strcmp(r.state, "migrating") && r.migrated_to[0]) {
+			/* the source vmm ended while agentd was down: most likely
+			 * because the migration completed; the destination decides */
+			snprintf(v->rec.exit_reason, sizeof(v->rec.exit_reason),
+				 "vmm gone while agentd was not running");
+			v->rec.pid = 0;
+			logmsg("%s: vmm pid %d is gone (was migrating to %s)", name, r.pid, r.migrated_to);
 		} else {
 			snprintf(v->rec.state, sizeof(v->rec.state), "exited");
 			snprintf(v->rec.exit_reason, sizeof(v->rec.exit_reason),
@@ -453,6 +463,8 @@ static void adopt_all(void)
 			logmsg("%s: vmm pid %d is gone", name, r.pid);
 		}
 		vm_save(v);
+		if (!strcmp(v->rec.state, "migrating"))
+			resume_migration(v);
 	}
 	closedir(d);
 }
@@ -729,8 +741,11 @@ static void log_tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---------------- migration ---------------- */
 
-static void send_progress(struct op *op, Vmm__MigrationStats *st, const char *msg, int finished,
-			  int more, int ok, const char *err)
+/* Progress for op's client. finished: this VM's migration ended; for an
+ * evacuation the response stays ok (the evacuation goes on) and `succeeded`
+ * tells the VM's own outcome, which vmctl shows in its final table. */
+static void send_progress_ex(struct op *op, Vmm__MigrationStats *st, const char *msg, int finished,
+			     int more, int ok, const char *err, int succeeded)
 {
 	struct op *dst = op->evac ? op->evac : op;
 	if (!dst->c || (!dst->progress && more))
@@ -742,6 +757,7 @@ static void send_progress(struct op *op, Vmm__MigrationStats *st, const char *ms
 	p.stats = st;
 	p.message = (char *)msg;
 	p.finished = finished;
+	p.succeeded = finished && succeeded;
 	r.id = dst->id;
 	r.ok = ok;
 	r.more = more;
@@ -752,6 +768,12 @@ static void send_progress(struct op *op, Vmm__MigrationStats *st, const char *ms
 	r.result_case = AGENT__RESPONSE__RESULT_PROGRESS;
 	r.progress = &p;
 	client_send(dst->c, &r);
+}
+
+static void send_progress(struct op *op, Vmm__MigrationStats *st, const char *msg, int finished,
+			  int more, int ok, const char *err)
+{
+	send_progress_ex(op, st, msg, finished, more, ok, err, ok);
 }
 
 static int peer_simple(const char *to, Agent__Request *q, Agent__Response **out, struct err *e)
@@ -832,6 +854,7 @@ static void mig_finish(struct op *op, int ok, const char *msg, Vmm__MigrationSta
 			vm_save(v);
 		}
 	} else if (v) {
+		v->rec.migrated_to[0] = 0;	/* only "migrated" (or "migrating") names one */
 		if (!v->live)
 			vm_exited(v, v->rec.exit_reason[0] ? v->rec.exit_reason : "vmm exited during migration");
 		else if (strcmp(v->rec.state, "paused_ambiguous"))
@@ -849,7 +872,7 @@ static void mig_finish(struct op *op, int ok, const char *msg, Vmm__MigrationSta
 			snprintf(ev->failmsg + l, sizeof(ev->failmsg) - l, "%s%s: %s", l ? "; " : "",
 				 op->name, msg);
 		}
-		send_progress(op, st, msg, 1, 1, 1, NULL);
+		send_progress_ex(op, st, msg, 1, 1, 1, NULL, ok);
 		op_free(op);
 		evac_next(ev);
 	} else {
@@ -979,11 +1002,31 @@ static int mig_start(struct op *op, struct vm *v, struct err *err)
 	}
 	v->mig = op;
 	snprintf(v->rec.state, sizeof(v->rec.state), "migrating");
+	/* Invariant: a record in state "migrating" names its destination in
+	 * migrated_to, so an agentd restarted mid-migration can resume the
+	 * poll and settle the outcome with the destination (resume_migration). */
+	snprintf(v->rec.migrated_to, sizeof(v->rec.migrated_to), "%s", op->to);
 	vm_save(v);
 	op_timer(op, mig_tick, 0.5);
 	send_progress(op, NULL, "started", 0, 1, 1, NULL);
 	update_status();
 	return 0;
+}
+
+/* agentd restarted while v was migrating (record state "migrating", target
+ * in migrated_to): without this the source record fell back to "running"
+ * (then "exited" when the vmm quit after handing over) and the destination
+ * was never committed, so both hosts disagreed about where the VM lives.
+ * Resume polling with no client: mig_tick follows the vmm's MigrateStatus
+ * to its outcome, or, when the source vmm is gone, asks the destination
+ * (WhoRuns) and commits or aborts there. */
+static void resume_migration(struct vm *v)
+{
+	struct op *op = op_new(OP_MIG, NULL, 0, v->rec.name);
+	snprintf(op->to, sizeof(op->to), "%s", v->rec.migrated_to);
+	v->mig = op;
+	logmsg("%s: resuming migration to %s (agentd restarted)", v->rec.name, op->to);
+	op_timer(op, mig_tick, 0.5);
 }
 
 static void evac_next(struct op *ev)
@@ -1009,7 +1052,7 @@ static void evac_next(struct op *ev)
 		size_t l = strlen(ev->failmsg);
 		snprintf(ev->failmsg + l, sizeof(ev->failmsg) - l, "%s%s: %s", l ? "; " : "",
 			 ev->vms[i], e.msg);
-		send_progress(op, NULL, e.msg, 1, 1, 1, NULL);
+		send_progress_ex(op, NULL, e.msg, 1, 1, 1, NULL, 0);
 		op_free(op);
 	}
 	if (ev->ndone == ev->nvms) {

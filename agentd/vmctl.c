@@ -446,13 +446,49 @@ static void print_progress(const Agent__MigrateProgress *p, int quiet)
 	fflush(stdout);
 }
 
-static int stream_progress(Agent__Request *q, int quiet)
+/* evacuate: each VM's outcome, for the final table */
+struct evac_row {
+	char name[AGENT_NAME_MAX + 1], to[256], result[16], msg[300];
+};
+static struct evac_row evac_rows[256];
+static unsigned evac_nrows;
+
+static void evac_note(const Agent__MigrateProgress *p)
+{
+	if (!p->finished || evac_nrows == sizeof(evac_rows) / sizeof(evac_rows[0]))
+		return;
+	struct evac_row *e = &evac_rows[evac_nrows++];
+	snprintf(e->name, sizeof(e->name), "%s", p->name ? p->name : "?");
+	snprintf(e->to, sizeof(e->to), "%s", p->to ? p->to : "?");
+	snprintf(e->result, sizeof(e->result), "%s", p->succeeded ? "succeeded" : "failed");
+	snprintf(e->msg, sizeof(e->msg), "%s", p->message ? p->message : "");
+}
+
+static void evac_table(void)
+{
+	if (json)
+		return;
+	printf("%-20s %-22s %-10s %s\n", "NAME", "TO", "RESULT", "DETAIL");
+	for (unsigned i = 0; i < evac_nrows; i++)
+		printf("%-20s %-22s %-10s %s\n", evac_rows[i].name, evac_rows[i].to, evac_rows[i].result,
+		       evac_rows[i].msg);
+	if (!evac_nrows)
+		printf("(no running VMs to move)\n");
+	fflush(stdout);
+}
+
+static int stream_progress(Agent__Request *q, int quiet, int evacuate)
 {
 	send_req(q);
 	for (;;) {
 		Agent__Response *r = recv_resp();
-		if (r->progress)
+		if (r->progress) {
 			print_progress(r->progress, quiet && r->ok);
+			if (evacuate)
+				evac_note(r->progress);
+		}
+		if (evacuate && !r->more)
+			evac_table();	/* what moved where, also when some failed */
 		if (!r->ok)
 			fail_resp(r);
 		if (!r->more)
@@ -523,10 +559,7 @@ static int cmd_migrate(int argc, char **argv, int evacuate)
 		ev.progress = 1;
 		q.cmd_case = AGENT__REQUEST__CMD_EVACUATE;
 		q.evacuate = &ev;
-		int rc = stream_progress(&q, quiet);
-		if (!json)
-			printf("evacuated to %s\n", to);
-		return rc;
+		return stream_progress(&q, quiet, 1);
 	}
 	need_name(argc, argv);
 	no_more(argc, argv);
@@ -559,7 +592,7 @@ static int cmd_migrate(int argc, char **argv, int evacuate)
 	m.progress = 1;
 	q.cmd_case = AGENT__REQUEST__CMD_MIGRATE;
 	q.migrate = &m;
-	return stream_progress(&q, quiet);
+	return stream_progress(&q, quiet, 0);
 }
 
 static int cmd_version(int argc, char **argv)

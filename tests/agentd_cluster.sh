@@ -1,0 +1,73 @@
+# Helpers for the multi-host agentd tests (sourced after tests/lib.sh).
+# Test hosts are network namespaces ah1..ahN on a bridge ahbr0 in this
+# namespace, host i at 10.78.0.i/24; agentd i listens on 10.78.0.i:7800 (the default port) with
+# the shared secret $TMP/secret, state in $TMP/hI, socket $TMP/hI.sock.
+AGENTD=$ROOT/$BUILD/agentd
+VMCTLB=$ROOT/$BUILD/vmctl
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/secret"; chmod 600 "$TMP/secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/other"; chmod 600 "$TMP/other"
+
+# cluster_net N: namespaces ah1..ahN joined by bridge ahbr0
+cluster_net() {
+    ip link add ahbr0 type bridge; ip link set ahbr0 up
+    on_exit "ip link del ahbr0"
+    _i=1
+    while [ $_i -le "$1" ]; do
+        ip netns add ah$_i
+        on_exit "ip netns del ah$_i"
+        ip link add ahv$_i type veth peer name eth0 netns ah$_i
+        ip link set ahv$_i master ahbr0 up
+        ip -n ah$_i addr add 10.78.0.$_i/24 dev eth0
+        ip -n ah$_i link set eth0 up; ip -n ah$_i link set lo up
+        _i=$((_i + 1))
+    done
+}
+# start_agentd I [SECRET [PORT [TAG]]]: agentd in namespace ahI, pid in $TMP/TAG.pid
+start_agentd() {
+    _i=$1; _sec=${2:-$TMP/secret}; _port=${3:-7800}; _tag=${4:-h$1}
+    mkdir -p "$TMP/$_tag"; rm -f "$TMP/$_tag.sock"
+    ip netns exec ah$_i "$AGENTD" --socket "$TMP/$_tag.sock" --state-dir "$TMP/$_tag" \
+        --listen 10.78.0.$_i:$_port --secret-file "$_sec" --vmm "$ROOT/$BUILD/vmm" --host-name $_tag \
+        >> "$TMP/$_tag.agentd.log" 2>&1 &
+    echo $! > "$TMP/$_tag.pid"
+    _n=0; until [ -S "$TMP/$_tag.sock" ] && $VMCTLB --host "$TMP/$_tag.sock" list >/dev/null 2>&1; do
+        _n=$((_n + 1)); [ $_n -gt 100 ] && { cat "$TMP/$_tag.agentd.log"; die "agentd $_tag did not start"; }
+        sleep 0.1
+    done
+}
+# kill every agentd and vmm the test started
+cluster_cleanup() {
+    for _p in "$TMP"/*.pid; do [ -f "$_p" ] && kill -9 "$(cat "$_p")"; done
+    for _s in "$TMP"/h*/*.json "$TMP"/x*/*.json; do
+        [ -f "$_s" ] || continue
+        _pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$_s")
+        [ -n "$_pid" ] && [ "$_pid" != 0 ] && kill -9 "$_pid"
+    done
+    return 0
+}
+on_exit cluster_cleanup
+vm() { _h=$1; shift; $VMCTLB --host "$TMP/$_h.sock" "$@"; }
+# hb H NAME: heartbeat lines in the serial log of NAME on host H
+hb() { _n=$(count_lines "$TMP/$1/$2.log" '^HEARTBEAT gen='); echo "${_n:-0}"; }
+# beating H NAME: new heartbeats appear on host H within 20 s
+beating() {
+    _b=$(hb "$1" "$2"); _t=0
+    while [ "$(hb "$1" "$2")" -le $((_b + 1)) ]; do
+        _t=$((_t + 1)); [ $_t -gt 150 ] && { diag "$1" "$2"; die "$2: no new heartbeats on $1"; }
+        sleep 0.2
+    done
+    ! grep -q 'VERIFY FAIL' "$TMP/$1/$2.log" || die "$2: VERIFY FAIL on $1"
+}
+diag() {	# diag H NAME: what the VM's vmm is doing
+    tail -n 3 "$TMP/$1/$2.log"; echo; tail -n 5 "$TMP/$1/$2.vmm.log"
+    _pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$TMP/$1/$2.json")
+    [ -n "$_pid" ] && ps -L -o pid,tid,stat,wchan:30,pcpu,comm -p "$_pid"
+    tail -n 8 "$TMP/$1.agentd.log"; uptime
+}
+# state H NAME: the VM's state column in H's vmctl list ('' if not listed)
+state() { vm "$1" list | awk -v n="$2" '$1 == n { print $2 }'; }
+where() { vm "$1" list | awk -v n="$2" '$1 == n { print $3 }'; }
+run_fs() {	# run_fs H NAME
+    vm "$1" run "$2" --kernel "$ROOT/$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=16 passes=0 hb=5" >/dev/null
+    wait_for "$TMP/$1/$2.log" '^HEARTBEAT gen=' 60 || die "$2 produced no heartbeat"
+}
