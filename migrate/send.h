@@ -47,7 +47,8 @@ struct mig_params {
 	uint32_t max_time_ms;		/* pre-copy time cap; 0 = none */
 	uint32_t force_factor;		/* force switchover within factor x target; default 4 */
 	int auto_converge;		/* throttle when stuck; default 1 */
-	int compress;			/* offer LZ4 records; default 1 */
+	int compress;			/* LZ4 records: 1 on, 0 off, -1 auto (default):
+				 * on only under a bandwidth cap < 125 MB/s */
 	int io_timeout_ms;		/* every wait for the peer; default 30000 */
 	uint64_t state_size_est;	/* device-state guess for prediction; default 256 KiB */
 };
