@@ -42,7 +42,8 @@ os.execve(sys.argv[2], sys.argv[2:], env)
 PYEOF
 $PY "$TMP/notify.py" "$NOTIFY" "$NLOG" & NPID=$!
 on_exit "kill $NPID"
-sleep 0.3
+# agentd's READY=1 is lost if the listener has not bound yet (slow lab)
+_t=0; until [ -S "$NOTIFY" ]; do _t=$((_t + 1)); [ $_t -gt 100 ] && die "notify listener did not start"; sleep 0.1; done
 
 start_agentd() {
     : > "$NLOG"
