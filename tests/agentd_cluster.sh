@@ -8,13 +8,15 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/secret"; chmod 600 "
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/other"; chmod 600 "$TMP/other"
 
 # cluster_net N: namespaces ah1..ahN joined by bridge ahbr0
+# Teardown (cluster_teardown) kills the test's processes first: a namespace
+# with processes in it outlives "ip netns del", and so would its veth.
 cluster_net() {
+    cluster_links_del 9
+    on_exit "cluster_teardown $1"
     ip link add ahbr0 type bridge; ip link set ahbr0 up
-    on_exit "ip link del ahbr0"
     _i=1
     while [ $_i -le "$1" ]; do
         ip netns add ah$_i
-        on_exit "ip netns del ah$_i"
         ip link add ahv$_i type veth peer name eth0 netns ah$_i
         ip link set ahv$_i master ahbr0 up
         ip -n ah$_i addr add 10.78.0.$_i/24 dev eth0
@@ -45,7 +47,15 @@ cluster_cleanup() {
     done
     return 0
 }
-on_exit cluster_cleanup
+cluster_links_del() {
+    _i=1
+    while [ $_i -le "$1" ]; do
+        ip netns del ah$_i 2>/dev/null || true; ip link del ahv$_i 2>/dev/null || true; _i=$((_i + 1))
+    done
+    ip link del ahbr0 2>/dev/null || true
+    return 0
+}
+cluster_teardown() { cluster_cleanup; sleep 0.5; cluster_links_del "$1"; }
 vm() { _h=$1; shift; $VMCTLB --host "$TMP/$_h.sock" "$@"; }
 # hb H NAME: heartbeat lines in the serial log of NAME on host H
 hb() { _n=$(count_lines "$TMP/$1/$2.log" '^HEARTBEAT gen='); echo "${_n:-0}"; }
