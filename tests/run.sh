@@ -3,8 +3,8 @@
 #   1. unit tests (cmocka binaries build/tests/test_*),
 #   2. integration tests that need no KVM (tests/integration/*.sh without a
 #      "# needs: kvm" header), on this machine,
-#   3. integration tests that need KVM: directly or in one boot of the nested
-#      lab, as tests/lab/probe.sh decides (LAB=direct|nested forces it).
+#   3. integration tests that need KVM: directly or in the nested lab (one
+#      boot per test), as tests/lab/probe.sh decides (LAB=direct|nested).
 # Ends with exactly one summary line: "N passed, N failed[, N skipped]".
 #   TESTS=substring   run only integration tests whose name contains it
 #   UNIT=0            skip unit tests
@@ -33,10 +33,14 @@ if [ -n "$kvm" ]; then
     if [ "$where" = direct ]; then
         tests/run-suite.sh $kvm | tee -a "$RES"
     else
-        tests/lab/lab.sh run --timeout "${LAB_TIMEOUT:-2400}" --env TESTS --env KEEP_LOGS -- \
-            tests/run-suite.sh $kvm | tee -a "$RES"
-        rc=$?
-        [ $rc -ne 0 ] && echo "lab exited with status $rc"
+        # One lab boot per test (~10 s each): a test that wedges or crashes
+        # the lab's kernel fails alone, and no test inherits another's
+        # leftovers (namespaces, links, processes).
+        for t in $kvm; do
+            to=$(sed -n 's/^# timeout: *\([0-9]*\).*/\1/p' "$t" | head -1)
+            tests/lab/lab.sh run --timeout $(( ${to:-600} + 120 )) --env TESTS --env KEEP_LOGS -- \
+                tests/run-suite.sh "$t" | tee -a "$RES"
+        done
     fi
     echo "(KVM tests took $(( $(date +%s) - start )) s)"
     # A test that never reported (lab died or hung) is a failure.

@@ -110,6 +110,8 @@ wait "$QPID" 2>/dev/null || true; QPID=""
 sleep 0.3; kill "$TPID" 2>/dev/null || true; wait "$TPID" 2>/dev/null || true
 if [ ! -f "$OUT/rc" ]; then
     echo "lab: the lab stopped before the command finished; qemu: $(tail -n 3 "$OUT/qemu.log" | tr '\n' ' ')" >&2
+    echo "lab: kernel trouble reported on the lab console:" >&2
+    grep -E "BUG|panic|lockup|stall|Oops|RIP: 0010|Comm:" "$OUT/console" | head -n 20 >&2 || true
     echo "lab: last console lines:" >&2
     tail -n 15 "$OUT/console" >&2 2>/dev/null || true
     exit 125
