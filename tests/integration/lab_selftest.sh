@@ -30,5 +30,6 @@ rc=$?
 set -e
 cat "$T/serial"; echo
 echo "qemu exit $rc (isa-debug-exit 5 -> 11)"
-grep -q KVMOK "$T/serial"
+# SeaBIOS may print progress dots between our bytes: compare without them.
+tr -d '.\r\n' < "$T/serial" | grep -q KVMOK
 [ "$rc" -eq 11 ]
