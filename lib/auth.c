@@ -15,7 +15,8 @@
 
 #include "lib/fdio.h"
 
-#define AUTH_HELLO_MAGIC "KVMAUTH1"
+#define AUTH_HELLO_MAGIC "KVMAUTH2"
+#define AUTH_HELLO_V1	"KVMAUTH1"	/* HMAC-SHA256 frame tags: refused */
 #define AUTH_HELLO_LEN	(8 + AUTH_NONCE_LEN)
 #define AUTH_FAIL_MSG	"auth: peer failed authentication (wrong cluster secret?)"
 
@@ -150,6 +151,50 @@ void auth_mac_free(struct auth_mac *m)
 	m->ctx = NULL;
 }
 
+/* ---- frame tags (ChaCha20-Poly1305, AAD only) ---- */
+
+int auth_tagger_init(struct auth_tagger *t, const uint8_t key[AUTH_KEY_LEN], struct err *err)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+	t->ctx = NULL;
+	if (!ctx)
+		return err_set(err, "auth: EVP_CIPHER_CTX_new failed");
+	if (!EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, NULL)) {
+		EVP_CIPHER_CTX_free(ctx);
+		return err_set(err, "auth: ChaCha20-Poly1305 not available in libcrypto");
+	}
+	t->ctx = ctx;
+	return 0;
+}
+
+int auth_tagger_compute(struct auth_tagger *t, uint64_t nonce, const struct iovec *iov,
+			int cnt, uint8_t out[AUTH_TAG_LEN], struct err *err)
+{
+	uint8_t iv[12] = { 0 }, none[16];
+	int outl;
+
+	for (int i = 0; i < 8; i++)
+		iv[4 + i] = (uint8_t)(nonce >> (8 * i));
+	/* Same key, new nonce: a fresh Poly1305 one-time key per frame. */
+	if (!EVP_EncryptInit_ex(t->ctx, NULL, NULL, NULL, iv))
+		return err_set(err, "auth: tag init failed");
+	for (int i = 0; i < cnt; i++)
+		if (iov[i].iov_len &&
+		    !EVP_EncryptUpdate(t->ctx, NULL, &outl, iov[i].iov_base, (int)iov[i].iov_len))
+			return err_set(err, "auth: tag update failed");
+	if (!EVP_EncryptFinal_ex(t->ctx, none, &outl) ||
+	    !EVP_CIPHER_CTX_ctrl(t->ctx, EVP_CTRL_AEAD_GET_TAG, AUTH_TAG_LEN, out))
+		return err_set(err, "auth: tag final failed");
+	return 0;
+}
+
+void auth_tagger_free(struct auth_tagger *t)
+{
+	EVP_CIPHER_CTX_free(t->ctx);
+	t->ctx = NULL;
+}
+
 int auth_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
@@ -173,6 +218,29 @@ static int auth__hmac3(const struct auth_secret *s, const void *label, size_t ll
 	ret = auth_mac_compute(&m, iov, 3, out, err);
 	auth_mac_free(&m);
 	return ret;
+}
+
+int auth_init(struct err *err)
+{
+	uint8_t key[AUTH_KEY_LEN] = { 0 }, tag[AUTH_MAC_LEN], b;
+	struct auth_tagger t;
+	struct auth_mac m;
+	struct iovec iov = { key, sizeof(key) };
+	int r;
+
+	if (!OPENSSL_init_crypto(0, NULL))
+		return err_set(err, "auth: libcrypto initialisation failed");
+	if (RAND_bytes(&b, 1) != 1)
+		return err_set(err, "auth: RAND_bytes failed");
+	if (auth_mac_init(&m, key, sizeof(key), err) < 0)
+		return -1;
+	r = auth_mac_compute(&m, &iov, 1, tag, err);
+	auth_mac_free(&m);
+	if (r < 0 || auth_tagger_init(&t, key, err) < 0)
+		return -1;
+	r = auth_tagger_compute(&t, 0, &iov, 1, tag, err);
+	auth_tagger_free(&t);
+	return r;
 }
 
 /* ---- handshake ---- */
@@ -213,6 +281,9 @@ int auth_handshake(int fd, const struct auth_secret *s, enum auth_role role,
 		return err_prefix(err, "auth: sending hello");
 	if (auth__read(fd, peer, sizeof(peer), timeout_ms, "hello", err) < 0)
 		return -1;
+	if (!memcmp(peer, AUTH_HELLO_V1, 8))
+		return err_set(err, "auth: peer speaks auth version 1 (HMAC-SHA256 frame tags), "
+			       "this side version 2 (ChaCha20-Poly1305): upgrade the peer");
 	if (memcmp(peer, AUTH_HELLO_MAGIC, 8))
 		return err_set(err, "auth: peer is not speaking the auth protocol (bad hello)");
 	if (!memcmp(peer_nonce, own_nonce, AUTH_NONCE_LEN))

@@ -2,11 +2,20 @@
 
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "lib/fdio.h"
 #include "lib/le.h"
+
+static uint64_t frame__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 int frame_conn_init(struct frame_conn *c, int fd, const struct auth_session *sess,
 		    struct err *err)
@@ -15,10 +24,10 @@ int frame_conn_init(struct frame_conn *c, int fd, const struct auth_session *ses
 	c->fd = fd;
 	c->max_len = FRAME_DEFAULT_MAX;
 	c->timeout_ms = -1;
-	if (auth_mac_init(&c->send_mac, sess->send_key, AUTH_KEY_LEN, err) < 0)
+	if (auth_tagger_init(&c->send_tag, sess->send_key, err) < 0)
 		return -1;
-	if (auth_mac_init(&c->recv_mac, sess->recv_key, AUTH_KEY_LEN, err) < 0) {
-		auth_mac_free(&c->send_mac);
+	if (auth_tagger_init(&c->recv_tag, sess->recv_key, err) < 0) {
+		auth_tagger_free(&c->send_tag);
 		return -1;
 	}
 	return 0;
@@ -42,31 +51,32 @@ int frame_conn_open(struct frame_conn *c, int fd, const struct auth_secret *s,
 
 void frame_conn_close(struct frame_conn *c)
 {
-	auth_mac_free(&c->send_mac);
-	auth_mac_free(&c->recv_mac);
+	auth_tagger_free(&c->send_tag);
+	auth_tagger_free(&c->recv_tag);
 	c->broken = 1;
 }
 
-static int frame__tag(struct auth_mac *m, uint64_t seq, const uint8_t *hdr,
-		      const void *payload, uint32_t len, uint8_t tag[AUTH_MAC_LEN],
+/* The full 64-bit seq is the nonce: never reused under one key (seq only
+ * counts up), and a frame replayed or moved to another position fails. */
+static int frame__tag(struct auth_tagger *t, uint64_t seq, const uint8_t *hdr,
+		      const void *payload, uint32_t len, uint8_t tag[FRAME_TAG_SIZE],
 		      struct err *err)
 {
-	uint8_t s[8];
-	struct iovec iov[3] = {
-		{ s, 8 },
+	struct iovec iov[2] = {
 		{ (void *)hdr, FRAME_HDR_SIZE },
 		{ (void *)payload, len },
 	};
 
-	le_put64(s, seq);
-	return auth_mac_compute(m, iov, 3, tag, err);
+	return auth_tagger_compute(t, seq, iov, 2, tag, err);
 }
 
 int frame_send_flags(struct frame_conn *c, uint16_t type, uint16_t flags,
 		     const void *buf, uint32_t len, struct err *err)
 {
-	uint8_t hdr[FRAME_HDR_SIZE], tag[AUTH_MAC_LEN];
+	uint8_t hdr[FRAME_HDR_SIZE], tag[FRAME_TAG_SIZE];
 	struct iovec iov[3];
+	uint64_t t0, t1;
+	int r;
 
 	if (c->broken)
 		return err_set(err, "frame: connection is broken after an earlier error");
@@ -80,12 +90,17 @@ int frame_send_flags(struct frame_conn *c, uint16_t type, uint16_t flags,
 	le_put16(hdr + 6, flags);
 	le_put32(hdr + 8, len);
 	le_put32(hdr + 12, (uint32_t)c->send_seq);
-	if (frame__tag(&c->send_mac, c->send_seq, hdr, buf, len, tag, err) < 0)
+	t0 = frame__now();
+	if (frame__tag(&c->send_tag, c->send_seq, hdr, buf, len, tag, err) < 0)
 		return -1;
+	t1 = frame__now();
+	c->tag_ns += t1 - t0;
 	iov[0] = (struct iovec){ hdr, FRAME_HDR_SIZE };
 	iov[1] = (struct iovec){ (void *)buf, len };
 	iov[2] = (struct iovec){ tag, FRAME_TAG_SIZE };
-	if (fdio_writev_full(c->fd, iov, 3, err) < 0) {
+	r = fdio_writev_full(c->fd, iov, 3, err);
+	c->write_ns += frame__now() - t1;
+	if (r < 0) {
 		/* A partial frame may be on the wire; the stream is unusable. */
 		c->broken = 1;
 		return err_prefix(err, "frame: send");
@@ -147,8 +162,9 @@ static int frame__read(struct frame_conn *c, void *buf, size_t n, const char *wh
 int frame_recv(struct frame_conn *c, uint16_t *type, void *buf, size_t cap,
 	       size_t *len, struct err *err)
 {
-	uint8_t hdr[FRAME_HDR_SIZE], tag[FRAME_TAG_SIZE], want[AUTH_MAC_LEN];
+	uint8_t hdr[FRAME_HDR_SIZE], tag[FRAME_TAG_SIZE], want[FRAME_TAG_SIZE];
 	struct frame_hdr h;
+	uint64_t t0;
 
 	if (c->broken)
 		return err_set(err, "frame: connection is broken after an earlier error");
@@ -161,8 +177,10 @@ int frame_recv(struct frame_conn *c, uint16_t *type, void *buf, size_t cap,
 	if (frame__read(c, buf, h.length, "payload", 0, err) < 0 ||
 	    frame__read(c, tag, FRAME_TAG_SIZE, "tag", 0, err) < 0)
 		goto broken;
-	if (frame__tag(&c->recv_mac, c->recv_seq, hdr, buf, h.length, want, err) < 0)
+	t0 = frame__now();
+	if (frame__tag(&c->recv_tag, c->recv_seq, hdr, buf, h.length, want, err) < 0)
 		goto broken;
+	c->tag_ns += frame__now() - t0;
 	if (CRYPTO_memcmp(tag, want, FRAME_TAG_SIZE)) {
 		err_set(err, "frame: bad tag on type %u frame %llu (corrupted or forged)",
 			h.type, (unsigned long long)c->recv_seq);

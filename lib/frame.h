@@ -2,9 +2,10 @@
  *
  * Wire: header(16) | payload(length) | tag(16), header little-endian:
  *	u32 magic "KVMF" | u16 type | u16 flags | u32 length | u32 seq
- * tag = first 16 bytes of HMAC-SHA256(direction key, u64 seq | header | payload)
- * The MAC covers the full 64-bit per-direction sequence number, the header
- * carries its low 32 bits; a frame with any other seq is a replay, a reorder
+ * tag = Poly1305 tag of ChaCha20-Poly1305(direction key, nonce = 0^32 | le64 seq,
+ *       aad = header | payload, empty plaintext)   (lib/auth auth_tagger)
+ * The tag binds the full 64-bit per-direction sequence number (the nonce),
+ * the header carries its low 32 bits; a frame with any other seq is a replay, a reorder
  * or a drop and is rejected. Keys come from auth_handshake, one per
  * direction, so a frame cannot be reflected back to its sender. Type 0 is
  * invalid. After any receive error the connection is marked broken: the
@@ -29,9 +30,12 @@ struct frame_conn {
 	uint32_t max_len;	/* receive limit, <= FRAME_MAX_PAYLOAD */
 	int timeout_ms;		/* per wait when receiving; < 0 forever */
 	uint64_t send_seq, recv_seq;
-	struct auth_mac send_mac, recv_mac;
+	struct auth_tagger send_tag, recv_tag;
 	int broken;
 	int eof;		/* peer closed cleanly at a frame boundary */
+	uint64_t write_ns;	/* time spent in the socket writes of frame_send
+				 * (blocked = the peer or the link is the bottleneck) */
+	uint64_t tag_ns;	/* time spent computing tags (send and receive) */
 };
 
 struct frame_hdr {
@@ -48,7 +52,7 @@ int frame_conn_open(struct frame_conn *c, int fd, const struct auth_secret *s,
 /* Set up from existing session keys (tests, fuzzing, custom handshakes). */
 int frame_conn_init(struct frame_conn *c, int fd, const struct auth_session *sess,
 		    struct err *err);
-void frame_conn_close(struct frame_conn *c);	/* frees MAC state, not fd */
+void frame_conn_close(struct frame_conn *c);	/* frees tag state, not fd */
 
 int frame_send(struct frame_conn *c, uint16_t type, const void *buf, uint32_t len,
 	       struct err *err);

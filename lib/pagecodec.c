@@ -5,6 +5,9 @@
 #include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 static const uint8_t pagecodec__zero_page[PAGECODEC_PAGE_SIZE] __attribute__((aligned(64)));
 
@@ -82,6 +85,20 @@ static void pagecodec__put_hdr(uint8_t *o, uint64_t gfn, int kind, uint32_t plen
 	put_le32(o + 12, plen);
 }
 
+int pagecodec_encode_zero(struct pagecodec_enc *e, uint64_t gfn, void *out, size_t cap,
+			  size_t *pos, struct err *err)
+{
+	if (*pos > cap || cap - *pos < PAGECODEC_MAX_RECORD)
+		return err_set(err, "pagecodec: output buffer full (%zu of %zu bytes used)",
+			       *pos, cap);
+	pagecodec__put_hdr((uint8_t *)out + *pos, gfn, PAGECODEC_ZERO, 0);
+	*pos += PAGECODEC_HDR_SIZE;
+	e->st.zero_pages++;
+	e->st.bytes_in += PAGECODEC_PAGE_SIZE;
+	e->st.bytes_out += PAGECODEC_HDR_SIZE;
+	return PAGECODEC_ZERO;
+}
+
 int pagecodec_encode(struct pagecodec_enc *e, uint64_t gfn, const void *page,
 		     void *out, size_t cap, size_t *pos, struct err *err)
 {
@@ -103,7 +120,8 @@ int pagecodec_encode(struct pagecodec_enc *e, uint64_t gfn, const void *page,
 
 		/* Capacity below the slack makes LZ4 give up (return 0)
 		 * early on incompressible pages instead of finishing. */
-		if (e->lz4_state)
+		/* flags may change after init (a peer that refused LZ4). */
+		if (e->lz4_state && !(e->flags & PAGECODEC_ENC_NO_LZ4))
 			n = LZ4_compress_fast_extState(e->lz4_state, page,
 					(char *)o + PAGECODEC_HDR_SIZE, PAGECODEC_PAGE_SIZE,
 					PAGECODEC_PAGE_SIZE - PAGECODEC_LZ4_SLACK - 1, 1);
@@ -265,19 +283,123 @@ int pagecodec_decode_cb(struct pagecodec_dec *d, const void *buf, size_t len,
 	return r;
 }
 
-int pagecodec_decode_to_mem(struct pagecodec_dec *d, const void *buf, size_t len,
-			    void *mem, struct err *err)
+void pagecodec_zero_range(void *dst, size_t npages)
 {
+	uint8_t *p = dst;
+
+	/* Shared memory (memfd, shmem): punch a hole. No page is read or
+	 * faulted in, a populated page is freed, later reads see zeros.
+	 * Anything else (private or unaligned memory) fails with EINVAL:
+	 * zero page by page, writing only pages that are not zero. */
+	if (((uintptr_t)p & (PAGECODEC_PAGE_SIZE - 1)) == 0 &&
+	    madvise(p, npages * PAGECODEC_PAGE_SIZE, MADV_REMOVE) == 0)
+		return;
+	for (size_t i = 0; i < npages; i++, p += PAGECODEC_PAGE_SIZE)
+		if (!pagecodec_is_zero(p))
+			memset(p, 0, PAGECODEC_PAGE_SIZE);
+}
+
+/* One pending run of records, applied with one system call (see
+ * pagecodec_decode_to): zero pages adjacent in memory, or RAW pages
+ * adjacent in one file. At most one run is pending, so records take effect
+ * in stream order. */
+struct pagecodec__run {
+	int kind;			/* 0 none, PAGECODEC_ZERO, PAGECODEC_RAW */
+	uint8_t *zstart;
+	size_t n;			/* pages */
+	int fd;
+	off_t off;			/* file offset of the first RAW page */
+	struct iovec iov[PAGECODEC_RUN_MAX];
+	uint8_t *dst[PAGECODEC_RUN_MAX];	/* for the fallback */
+};
+
+static void pagecodec__flush(struct pagecodec__run *run)
+{
+	size_t done = 0;
+
+	if (run->kind == PAGECODEC_ZERO) {
+		pagecodec_zero_range(run->zstart, run->n);
+	} else if (run->kind == PAGECODEC_RAW) {
+		/* pwritev fills page-cache pages directly: no page fault and
+		 * no clearing of a fresh page before the copy. Any failure or
+		 * short write: copy the rest through the mapping. */
+		ssize_t w = pwritev(run->fd, run->iov, (int)run->n, run->off);
+
+		if (w > 0)
+			done = (size_t)w / PAGECODEC_PAGE_SIZE;
+		for (size_t i = done; i < run->n; i++)
+			memcpy(run->dst[i], run->iov[i].iov_base, PAGECODEC_PAGE_SIZE);
+	}
+	run->kind = 0;
+	run->n = 0;
+}
+
+int pagecodec_decode_to(struct pagecodec_dec *d, const void *buf, size_t len,
+			pagecodec_addr_fn addr, pagecodec_file_fn file, void *opaque,
+			uint64_t *records, struct err *err)
+{
+	struct pagecodec__run runbuf, *run = &runbuf;	/* ~6 KiB of stack */
 	struct pagecodec_rec rec;
 	size_t pos = 0;
 	int r;
 
+	*records = 0;
+	run->kind = 0;
+	run->n = 0;
 	while ((r = pagecodec_next(d, buf, len, &pos, &rec, err)) > 0) {
 		/* gfn < nr_gfns was checked by pagecodec_next. */
-		uint8_t *dst = (uint8_t *)mem + rec.gfn * PAGECODEC_PAGE_SIZE;
+		uint8_t *dst = addr(opaque, rec.gfn);
+		off_t off = 0;
+		int fd;
 
+		if (rec.kind == PAGECODEC_ZERO) {
+			(*records)++;
+			d->st.zero_pages++;
+			d->st.bytes_out += PAGECODEC_PAGE_SIZE;
+			if (run->kind == PAGECODEC_ZERO &&
+			    dst == run->zstart + run->n * PAGECODEC_PAGE_SIZE) {
+				run->n++;
+				continue;
+			}
+			pagecodec__flush(run);
+			run->kind = PAGECODEC_ZERO;
+			run->zstart = dst;
+			run->n = 1;
+			continue;
+		}
+		if (rec.kind == PAGECODEC_RAW && file && (fd = file(opaque, rec.gfn, &off)) >= 0) {
+			(*records)++;
+			d->st.raw_pages++;
+			d->st.bytes_out += PAGECODEC_PAGE_SIZE;
+			if (!(run->kind == PAGECODEC_RAW && run->fd == fd && run->n < PAGECODEC_RUN_MAX &&
+			      off == run->off + (off_t)(run->n * PAGECODEC_PAGE_SIZE))) {
+				pagecodec__flush(run);
+				run->kind = PAGECODEC_RAW;
+				run->fd = fd;
+				run->off = off;
+			}
+			run->iov[run->n] = (struct iovec){ (void *)rec.payload, PAGECODEC_PAGE_SIZE };
+			run->dst[run->n++] = dst;
+			continue;
+		}
+		pagecodec__flush(run);
 		if (pagecodec_rec_decode(d, &rec, dst, err) < 0)
 			return -1;
+		(*records)++;
 	}
+	pagecodec__flush(run);
 	return r;
+}
+
+static void *pagecodec__flat(void *mem, uint64_t gfn)
+{
+	return (uint8_t *)mem + gfn * PAGECODEC_PAGE_SIZE;
+}
+
+int pagecodec_decode_to_mem(struct pagecodec_dec *d, const void *buf, size_t len,
+			    void *mem, struct err *err)
+{
+	uint64_t n;
+
+	return pagecodec_decode_to(d, buf, len, pagecodec__flat, NULL, mem, &n, err);
 }

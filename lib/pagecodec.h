@@ -61,6 +61,12 @@ void pagecodec_enc_fini(struct pagecodec_enc *e);
 int pagecodec_encode(struct pagecodec_enc *e, uint64_t gfn, const void *page,
 		     void *out, size_t cap, size_t *pos, struct err *err);
 
+/* Append a ZERO record for gfn without looking at the page (the caller
+ * knows it is zero, e.g. a hole in the backing memfd). Same capacity rule
+ * and return value as pagecodec_encode. */
+int pagecodec_encode_zero(struct pagecodec_enc *e, uint64_t gfn, void *out, size_t cap,
+			  size_t *pos, struct err *err);
+
 /* ---- decoder ---- */
 
 struct pagecodec_dec {
@@ -79,6 +85,7 @@ struct pagecodec_rec {
 };
 
 void pagecodec_dec_init(struct pagecodec_dec *d, uint64_t nr_gfns);
+
 
 /* Parse the record at buf[*pos], check header, bounds and gfn, advance *pos.
  * Returns 1 with *rec filled, 0 at a clean end of buffer, -1 on error.
@@ -104,6 +111,30 @@ int pagecodec_decode_cb(struct pagecodec_dec *d, const void *buf, size_t len,
  * mem + gfn * 4096; mem must span d->nr_gfns pages. */
 int pagecodec_decode_to_mem(struct pagecodec_dec *d, const void *buf, size_t len,
 			    void *mem, struct err *err);
+
+/* Where page gfn lives (gfn already checked < nr_gfns). */
+typedef void *(*pagecodec_addr_fn)(void *opaque, uint64_t gfn);
+/* The file (memfd) and offset backing page gfn, or -1 if none. */
+typedef int (*pagecodec_file_fn)(void *opaque, uint64_t gfn, off_t *off);
+
+#define PAGECODEC_RUN_MAX	256	/* pages applied by one system call */
+
+/* Decode every record of buf into the pages addr() names; *records counts
+ * the records applied. Runs are applied with one system call each, in
+ * stream order with the other records: ZERO records of pages adjacent in
+ * memory as one pagecodec_zero_range; with file (may be NULL), RAW records
+ * of pages adjacent in one file as one pwritev (page-cache pages filled in
+ * place: no page fault, no clearing first; anything else copies through
+ * the mapping). On error, the records before the bad one were applied. */
+int pagecodec_decode_to(struct pagecodec_dec *d, const void *buf, size_t len,
+			pagecodec_addr_fn addr, pagecodec_file_fn file, void *opaque,
+			uint64_t *records, struct err *err);
+
+/* Make npages pages at dst read as zero. On shared memory (a memfd mapping)
+ * this punches a hole (MADV_REMOVE): nothing is read or faulted in, which
+ * matters on a fresh destination where reading a hole allocates a page.
+ * Otherwise it writes the pages that are not already zero. */
+void pagecodec_zero_range(void *dst, size_t npages);
 
 const char *pagecodec_kind_name(int kind);
 

@@ -1,11 +1,13 @@
 /* Migration destination: the I/O loop around the mig_rx state machine. */
 #include "migrate/recv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "lib/frame.h"
+#include "migrate/fault.h"
 
 static uint64_t mig_recv__now_ms(void)
 {
@@ -13,6 +15,44 @@ static uint64_t mig_recv__now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Test-only faults (migrate/fault.h), checked after every handled frame.
+ * Returns 0 to go on, -1 (err set) to fail the migration WITHOUT telling
+ * the source: the fault stands for a dead peer or a lost link. */
+static int mig_recv__fault(struct frame_conn *c, const struct mig_rx *rx, uint8_t *buf,
+			   struct err *e)
+{
+	static int fired;
+	struct timespec tick = { 0, 100 * 1000000L };
+	uint16_t type;
+	size_t len;
+
+	if (fired)
+		return 0;
+	switch (mig_fault_get()) {
+	case MIG_FAULT_STALL_SWITCHOVER:
+		if (rx->state != MIG_RX_RECV_STATE)
+			return 0;
+		fired = 1;
+		fprintf(stderr, "migrate: recv: fault stall-switchover: not reading any more "
+			"(the source is paused in switchover)\n");
+		for (int i = 0; i < MIG_FAULT_STALL_MS / 100; i++)
+			nanosleep(&tick, NULL);
+		return err_set(e, "fault stall-switchover: stalled %d s", MIG_FAULT_STALL_MS / 1000);
+	case MIG_FAULT_LOSE_GO:
+		if (rx->state != MIG_RX_LOADED)
+			return 0;
+		fired = 1;
+		if (frame_recv(c, &type, buf, MIG_FRAME_MAX, &len, e) < 0)
+			return err_prefix(e, "fault lose-go: waiting for GO");
+		fprintf(stderr, "migrate: recv: fault lose-go: %s thrown away as lost on the link\n",
+			mig_frame_name(type));
+		return err_set(e, "fault lose-go: %s lost, closing without GO_ACK",
+			       mig_frame_name(type));
+	default:
+		return 0;
+	}
 }
 
 int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
@@ -87,6 +127,11 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 		}
 		if (rx.state == MIG_RX_RUNNING)
 			break;
+		if (mig_recv__fault(&c, &rx, buf, e) < 0) {
+			err_prefix(e, "%s", mig_rx_state_name(rx.state));
+			rx.state = MIG_RX_FAILED;
+			goto out;
+		}
 	}
 	ret = 0;
 out:

@@ -65,20 +65,35 @@ static uint8_t *mig_rx__page(struct mig_rx *rx, uint64_t gfn)
 	return rx->ram[k].host + (gfn - rx->first_page[k]) * PAGECODEC_PAGE_SIZE;
 }
 
+static void *mig_rx__addr(void *rx, uint64_t gfn)
+{
+	return mig_rx__page(rx, gfn);
+}
+
+/* The memfd behind page gfn (pwritev target), or -1. */
+static int mig_rx__file(void *opaque, uint64_t gfn, off_t *off)
+{
+	struct mig_rx *rx = opaque;
+	int k = 0;
+
+	while (gfn >= rx->first_page[k + 1])
+		k++;
+	*off = (off_t)(rx->ram[k].memfd_off + (gfn - rx->first_page[k]) * PAGECODEC_PAGE_SIZE);
+	return rx->ram[k].memfd;
+}
+
 static int mig_rx__pages(struct mig_rx *rx, const uint8_t *p, size_t len, struct err *e)
 {
-	struct pagecodec_rec rec;
-	size_t pos = 0;
+	uint64_t n = 0;
 	int r;
 
 	if (len == 0 || len > MIG_PAGES_MAX)
 		return err_set(e, "PAGES: %zu byte batch (1..%u allowed)", len, MIG_PAGES_MAX);
-	while ((r = pagecodec_next(rx->dec, p, len, &pos, &rec, e)) > 0) {
-		if (pagecodec_rec_decode(rx->dec, &rec, mig_rx__page(rx, rec.gfn), e) < 0)
-			return -1;
-		rx->round_pages++;
-		rx->total_pages++;
-	}
+	/* Runs: zero pages punch holes, RAW pages are pwritev'd into the
+	 * memfd; neither faults pages in (lib/pagecodec). */
+	r = pagecodec_decode_to(rx->dec, p, len, mig_rx__addr, mig_rx__file, rx, &n, e);
+	rx->round_pages += n;
+	rx->total_pages += n;
 	if (r < 0)
 		return -1;
 	rx->round_bytes += len;

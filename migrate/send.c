@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -14,6 +16,7 @@
 
 #define MIG_BW_DEFAULT	125000000.0	/* bytes/s guess until measured (1 GbE) */
 #define MIG_BW_MIN_SAMPLE (1u << 20)	/* a round this big gives a bw sample */
+#define MIG_DRAIN_MAX_MS 2000		/* longest wait for the send queue before pausing */
 
 void mig_params_default(struct mig_params *p)
 {
@@ -58,6 +61,50 @@ const char *mig_outcome_name(enum mig_outcome o)
 	return "?";
 }
 
+const char *mig_times_format(const struct mig_times *t, char *buf, size_t cap)
+{
+	static const struct { const char *name; size_t off; } f[] = {
+#define F(x) { #x, offsetof(struct mig_times, x) }
+		F(auth), F(hello), F(dirty_start), F(sync_total), F(sync_max), F(drain), F(pause),
+		F(final_sync), F(final_send), F(save), F(state_send), F(ack_wait), F(go),
+		F(write), F(tag),
+#undef F
+	};
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]) && n < cap; i++) {
+		uint64_t us = *(const uint64_t *)((const char *)t + f[i].off);
+
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s %.1f", n ? " " : "", f[i].name,
+				      us / 1000.0);
+	}
+	for (uint32_t i = 0; i < t->nrounds && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%.1f", i ? "," : " rounds ",
+				      t->round[i] / 1000.0);
+	if (n >= cap && cap > 4)
+		memcpy(buf + cap - 4, "...", 4);
+	return buf;
+}
+
+static uint64_t mig__us(uint64_t t0_ns)
+{
+	return (mig_now_ns() - t0_ns) / 1000;
+}
+
+/* dirty_sync, timed into sync_total / sync_max. */
+static int mig__sync(struct mig_tx *tx, struct err *e)
+{
+	uint64_t t = mig_now_ns(), us;
+	int r = tx->ops->dirty_sync(tx->vm, &tx->dirty, e);
+
+	us = mig__us(t);
+	tx->s.t.sync_total += us;
+	if (us > tx->s.t.sync_max)
+		tx->s.t.sync_max = us;
+	return r;
+}
+
 const char *mig_phase_name(enum mig_phase p)
 {
 	switch (p) {
@@ -86,6 +133,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	struct timeval tv = { tx->p.io_timeout_ms / 1000, (tx->p.io_timeout_ms % 1000) * 1000 };
 	uint8_t *compat = NULL, hb[MIG_TX_RBUF];
 	size_t clen = 0, len;
+	uint64_t t;
 	int n = MIG_MAX_REGIONS, ret = -1;
 
 	if (tx->ops->ram_regions(tx->vm, tx->ram, &n, e) < 0) {
@@ -104,12 +152,14 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 		err_prefix(e, "compat_info");
 		goto out;
 	}
-	/* Auto: LZ4 costs ~0.4 GB/s of CPU per stream (bench/codec_bench): it
-	 * pays only when the link is slower than that, which we know only
-	 * when the operator capped the bandwidth. Zero pages are always
-	 * markers. */
+	/* Auto = offer LZ4. Measured in the nested lab (migrate/README.md):
+	 * with it off, hot64 took 1.6x longer (7x the bytes: a dirtied page
+	 * often changes a few words and compresses ~40x, and every byte saved
+	 * is a byte less to tag, copy and write on both sides); idle was no
+	 * faster either. LZ4 gives up early on incompressible pages (output
+	 * capacity below the page size). Zero pages are always markers. */
 	if (tx->p.compress < 0)
-		tx->p.compress = tx->p.bandwidth_mbs > 0 && tx->p.bandwidth_mbs < 125;
+		tx->p.compress = 1;
 	if (mig_hello_from_regions(&mine, tx->ram, n, tx->p.compress ? MIG_FEAT_LZ4 : 0,
 				   compat, clen, e) < 0)
 		goto out;
@@ -126,11 +176,14 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 		err_errno(e, errno, "SO_SNDTIMEO");
 		goto out;
 	}
+	t = mig_now_ns();
 	if (frame_conn_open(&tx->c, fd, secret, AUTH_CLIENT, tx->p.io_timeout_ms, e) < 0) {
 		err_prefix(e, "authentication");
 		goto out;
 	}
 	tx->have_conn = 1;
+	tx->s.t.auth = mig__us(t);
+	t = mig_now_ns();
 	tx->c.max_len = MIG_TX_RBUF;
 	if ((len = mig_hello_encode(&mine, hb, sizeof(hb), e)) == (size_t)-1 ||
 	    frame_send(&tx->c, MIG_F_HELLO, hb, (uint32_t)len, e) < 0)
@@ -139,6 +192,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	    mig_hello_decode(tx->rbuf, len, &peer, e) < 0 ||
 	    mig_hello_check_layout(&mine, &peer, "destination", e) < 0)
 		goto out;
+	tx->s.t.hello = mig__us(t);
 	/* Features: what we offered AND what the destination accepts. */
 	if (!(mine.features & peer.features & MIG_FEAT_LZ4))
 		tx->enc.flags |= PAGECODEC_ENC_NO_LZ4;
@@ -174,9 +228,10 @@ static int mig__precopy(struct mig_send_ctx *x, struct err *e)
 	 * page, so a write landing after round 0 read a page is reported by
 	 * the next sync. What this first sync reports is irrelevant (round 0
 	 * sends everything), it only re-arms tracking. */
-	if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0)
+	if (mig__sync(tx, e) < 0)
 		return err_prefix(e, "dirty_sync");
 	bitmap_set_all(&tx->dirty);
+	tx->s.t.dirty_start = mig__us(t_start);	/* t_start: before dirty_start */
 	tx->s.setup_ms = (mig_now_ns() - tx->t0) / 1000000;
 
 	for (uint32_t round = 0;; round++) {
@@ -189,12 +244,18 @@ static int mig__precopy(struct mig_send_ctx *x, struct err *e)
 		dt = mig_now_ns() - t_r;
 		if (tx->s.bytes_sent - bytes0 >= MIG_BW_MIN_SAMPLE && dt > 0)
 			x->bw = (double)(tx->s.bytes_sent - bytes0) * 1e9 / (double)dt;
+		/* A round that fits the token bucket's burst runs faster than
+		 * the cap; the switchover will not. */
+		if (tx->p.bandwidth_mbs && x->bw > tx->p.bandwidth_mbs * 1e6)
+			x->bw = tx->p.bandwidth_mbs * 1e6;
 		/* Pages written while this round was sending; sending them
 		 * is the next round. */
-		if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0)
+		if (mig__sync(tx, e) < 0)
 			return err_prefix(e, "dirty_sync");
 		n = bitmap_count(&tx->dirty);
 		dt = mig_now_ns() - t_r;
+		if (round < MIG_TIMED_ROUNDS)
+			tx->s.t.round[tx->s.t.nrounds++] = dt / 1000;
 		tx->s.dirty_rate = dt ? (uint64_t)((double)n * 1e9 / (double)dt) : 0;
 		tx->s.bandwidth = (uint64_t)x->bw;
 		tx->s.bytes_remaining = n * PAGECODEC_PAGE_SIZE;
@@ -231,6 +292,23 @@ static int mig__precopy(struct mig_send_ctx *x, struct err *e)
 	}
 }
 
+/* Wait (at most MIG_DRAIN_MAX_MS) until the kernel has handed every byte
+ * sent so far to the destination (SIOCOUTQ = 0): what still sits in our
+ * send buffer when the guest pauses is pre-copy data the destination must
+ * process during the downtime. Not a socket (tests): nothing to wait for. */
+static void mig__drain(struct mig_tx *tx)
+{
+	uint64_t t0 = mig_now_ns();
+	struct timespec ts = { 0, 1000000L };
+	int q;
+
+	while (ioctl(tx->c.fd, SIOCOUTQ, &q) == 0 && q > 0 &&
+	       mig_now_ns() - t0 < MIG_DRAIN_MAX_MS * 1000000ull &&
+	       !(tx->cancel && __atomic_load_n(tx->cancel, __ATOMIC_RELAXED)))
+		nanosleep(&ts, NULL);
+	tx->s.t.drain = mig__us(t0);
+}
+
 /* Pause, last round, state, COMMIT, ACK_LOADED, GO, GO_ACK. Returns 0,
  * -1 (not yet committed: caller resumes) or -2 (AMBIGUOUS). */
 static int mig__switchover(struct mig_send_ctx *x, struct err *e)
@@ -239,7 +317,7 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	struct vmstate_writer w;
 	const void *sbuf;
 	size_t slen, len;
-	uint64_t pages, state_len;
+	uint64_t pages, state_len, t;
 	int ret = -1;
 
 	if (vmstate_writer_init(&w, 0, e) < 0)
@@ -248,33 +326,46 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	tx->s.round++;
 	snprintf(x->where, sizeof(x->where), "switchover");
 	mig_tx_publish(tx);
-	x->t_pause = mig_now_ns();
+	/* Still running: let the pre-copy backlog reach the destination. */
+	mig__drain(tx);
+	x->t_pause = t = mig_now_ns();
 	x->paused = 1;	/* set first: a half-done pause is undone by resume */
 	if (tx->ops->pause(tx->vm, e) < 0) {
 		err_prefix(e, "pause");
 		goto out;
 	}
+	tx->s.t.pause = mig__us(t);
+	t = mig_now_ns();
 	/* ORDERING: the final sync comes after pause() returned - vCPUs out
 	 * of KVM_RUN, device I/O quiesced - so nothing can dirty a page after
 	 * it and this last round is complete. */
-	if (tx->ops->dirty_sync(tx->vm, &tx->dirty, e) < 0) {
+	if (mig__sync(tx, e) < 0) {
 		err_prefix(e, "final dirty_sync");
 		goto out;
 	}
+	tx->s.t.final_sync = mig__us(t);
+	t = mig_now_ns();
 	if (mig_tx_send_dirty(tx, e) < 0 || mig_tx_round_end(tx, MIG_RE_FINAL, e) < 0)
 		goto out;
+	tx->s.t.final_send = mig__us(t);
+	t = mig_now_ns();
 	if (tx->ops->save_state(tx->vm, &w, e) < 0) {
 		err_prefix(e, "save_state");
 		goto out;
 	}
 	if (vmstate_writer_finish(&w, &sbuf, &slen, e) < 0)
 		goto out;
+	tx->s.t.save = mig__us(t);
+	t = mig_now_ns();
 	tx->s.state_bytes = slen;
 	if (mig_tx_send_state(tx, sbuf, slen, e) < 0)
 		goto out;
+	tx->s.t.state_send = mig__us(t);
+	t = mig_now_ns();
 	if (mig_tx_wait(tx, MIG_F_ACK_LOADED, "acknowledging", 1, &len, e) < 0 ||
 	    mig_ack_decode(tx->rbuf, len, &pages, &state_len, e) < 0)
 		goto out;
+	tx->s.t.ack_wait = mig__us(t);
 	if (pages != tx->total_pages || state_len != slen) {
 		err_set(e, "destination acknowledged %llu pages / %llu state bytes, sent %llu / %zu",
 			(unsigned long long)pages, (unsigned long long)state_len,
@@ -288,12 +379,14 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	 * may run the guest, so we never resume on our own again. */
 	x->go_sent = 1;
 	ret = -2;
+	t = mig_now_ns();
 	if (frame_send(&tx->c, MIG_F_GO, NULL, 0, e) < 0) {
 		err_prefix(e, "sending GO");
 		goto out;
 	}
 	if (mig_tx_wait(tx, MIG_F_GO_ACK, "confirming GO", 0, &len, e) < 0)
 		goto out;
+	tx->s.t.go = mig__us(t);
 	ret = 0;
 out:
 	vmstate_writer_free(&w);
@@ -388,6 +481,10 @@ int mig_send(void *vm, const struct mig_vm_ops *ops, int fd,
 		err_prefix(e, "%s", x->where);
 	}
 	tx->s.phase = MIG_PHASE_DONE;
+	if (tx->have_conn) {
+		tx->s.t.write = tx->c.write_ns / 1000;
+		tx->s.t.tag = tx->c.tag_ns / 1000;
+	}
 	mig_tx_publish(tx);
 	if (ret != MIG_RET_OK)
 		err_prefix(e, "migrate");

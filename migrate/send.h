@@ -34,6 +34,7 @@
 #define MIGRATE_SEND_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/auth.h"
@@ -48,7 +49,7 @@ struct mig_params {
 	uint32_t force_factor;		/* force switchover within factor x target; default 4 */
 	int auto_converge;		/* throttle when stuck; default 1 */
 	int compress;			/* LZ4 records: 1 on, 0 off, -1 auto (default):
-				 * on only under a bandwidth cap < 125 MB/s */
+				 * on (see mig__setup) */
 	int io_timeout_ms;		/* every wait for the peer; default 30000 */
 	uint64_t state_size_est;	/* device-state guess for prediction; default 256 KiB */
 };
@@ -75,6 +76,26 @@ enum mig_outcome {
 #define MIG_RET_RESUMED		-1	/* failed; the VM runs on the source */
 #define MIG_RET_AMBIGUOUS	-2	/* failed after ACK_LOADED; source paused */
 
+#define MIG_TIMED_ROUNDS 32	/* rounds whose duration is kept */
+
+/* Where the time went, in microseconds (0 = phase not reached). Filled as
+ * the migration goes; logged by the vmm on every outcome. */
+struct mig_times {
+	uint64_t auth, hello;		/* handshake; HELLO sent -> answered */
+	uint64_t dirty_start;		/* dirty_start + the arming dirty_sync */
+	uint64_t sync_total, sync_max;	/* every dirty_sync, incl. the final */
+	uint64_t drain;			/* before pause: wait for our send queue to empty */
+	uint64_t pause;			/* pause() */
+	uint64_t final_sync, final_send;	/* final dirty_sync; last pages + ROUND_END */
+	uint64_t save, state_send;	/* save_state; STATE slices + COMMIT */
+	uint64_t ack_wait;		/* COMMIT sent -> ACK_LOADED (destination load) */
+	uint64_t go;			/* GO sent -> GO_ACK */
+	uint64_t write, tag;		/* all frames: socket writes (blocked = the
+					 * destination or link is the bottleneck), tags */
+	uint32_t nrounds;		/* entries used in round[] */
+	uint64_t round[MIG_TIMED_ROUNDS];	/* send + sync of round i */
+};
+
 struct mig_status {
 	enum mig_phase phase;
 	enum mig_outcome outcome;
@@ -84,6 +105,7 @@ struct mig_status {
 	uint64_t bytes_sent;		/* frame payload bytes */
 	uint64_t bytes_remaining;	/* dirty pages not yet sent x 4096 */
 	uint64_t pages_sent, zero_pages, lz4_pages, raw_pages;
+	uint64_t hole_pages;		/* zero pages sent unread (memfd holes) */
 	uint64_t compressed_bytes;	/* wire bytes of the LZ4 records */
 	uint64_t dirty_rate;		/* pages/s dirtied during the last round */
 	uint64_t bandwidth;		/* bytes/s, last estimate */
@@ -91,7 +113,11 @@ struct mig_status {
 	uint64_t setup_ms, total_ms;
 	uint64_t downtime_ms;		/* pause -> GO_ACK (or failure) */
 	uint64_t state_bytes;
+	struct mig_times t;
 };
+
+/* "auth 12 hello 3 ... go 1" (ms with one decimal) for logs; returns buf. */
+const char *mig_times_format(const struct mig_times *t, char *buf, size_t cap);
 
 /* Live stats: the sender publishes under lock after each batch. */
 struct mig_stats {

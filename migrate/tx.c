@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/crc32c.h"
 
@@ -130,11 +131,53 @@ static int mig_tx__flush(struct mig_tx *tx, struct err *e)
 		return -1;
 	tx->round_bytes += tx->blen;
 	tx->blen = 0;
+	tx->bpages = 0;
 	tx->s.bytes_remaining = tx->round_left * PAGECODEC_PAGE_SIZE;
 	mig_tx_publish(tx);
 	if (mig_tx_check_cancel(tx, e) < 0)
 		return -1;
 	return mig_tx__peer_check(tx, e);
+}
+
+/* 1 if byte offset off of region k lies in a hole of its memfd (the page
+ * reads as zero and has never been allocated), 0 if not or unknown.
+ * Reading a hole through a shared mapping would allocate and zero a page
+ * (no zero-page sharing for shmem): for the untouched part of a guest that
+ * is most of round 0's cost. One SEEK_DATA/SEEK_HOLE pair per extent,
+ * cached; offsets only grow within a pass (mig_tx_send_dirty resets it).
+ * ORDERING: the query stands in for reading the page, after the same
+ * dirty_sync: a write landing later is reported by the next sync, exactly
+ * as for a page read. SEEK_DATA is exact for shmem (swapped pages are data). */
+static int mig_tx__hole(struct mig_tx *tx, int k, uint64_t off)
+{
+	struct mig_hole_cache *h = &tx->hole;
+	off_t fo, d;
+
+	if (tx->ram[k].memfd < 0 || tx->no_holes)
+		return 0;
+	fo = (off_t)(tx->ram[k].memfd_off + off);
+	if (h->region == k && fo >= h->lo && fo < h->hi)
+		return h->is_hole;
+	d = lseek(tx->ram[k].memfd, fo, SEEK_DATA);
+	h->region = k;
+	h->lo = fo;
+	if (d < 0) {
+		if (errno != ENXIO) {	/* not seekable: never ask again */
+			tx->no_holes = 1;
+			h->region = -1;
+			return 0;
+		}
+		h->hi = INT64_MAX;	/* hole up to the end of the file */
+		h->is_hole = 1;
+	} else if (d > fo) {
+		h->hi = d;
+		h->is_hole = 1;
+	} else {
+		d = lseek(tx->ram[k].memfd, fo, SEEK_HOLE);
+		h->hi = d > fo ? d : fo + PAGECODEC_PAGE_SIZE;
+		h->is_hole = 0;
+	}
+	return h->is_hole;
 }
 
 int mig_tx_send_dirty(struct mig_tx *tx, struct err *e)
@@ -143,6 +186,7 @@ int mig_tx_send_dirty(struct mig_tx *tx, struct err *e)
 	int k = 0;
 
 	tx->round_left = bitmap_count(&tx->dirty);
+	tx->hole.region = -1;	/* extents may have changed since the last pass */
 	for (i = bitmap_next_set(&tx->dirty, 0); i < tx->npages;
 	     i = bitmap_next_set(&tx->dirty, i + 1)) {
 		const uint8_t *page;
@@ -156,16 +200,27 @@ int mig_tx_send_dirty(struct mig_tx *tx, struct err *e)
 		 * write to this page is recorded by the VM's tracker (armed
 		 * by the dirty_sync that produced this bit) for the next sync. */
 		bitmap_clear(&tx->dirty, i);
-		if (tx->blen + PAGECODEC_MAX_RECORD > MIG_PAGES_MAX &&
-		    mig_tx__flush(tx, e) < 0)
+		/* Zero pages are 16-byte records: a full 1 MiB batch could
+		 * stand for 256 MiB of RAM. Capping a batch at
+		 * MIG_TX_BATCH_PAGES pages keeps progress (bytes_sent,
+		 * remaining), cancel and peer checks flowing (each flush). */
+		if ((tx->blen + PAGECODEC_MAX_RECORD > MIG_PAGES_MAX ||
+		     tx->bpages >= MIG_TX_BATCH_PAGES) && mig_tx__flush(tx, e) < 0)
 			return -1;
 		before = tx->blen;
-		kind = pagecodec_encode(&tx->enc, i, page, tx->batch, MIG_PAGES_MAX,
-					&tx->blen, e);
+		if (mig_tx__hole(tx, k, (i - tx->first_page[k]) * PAGECODEC_PAGE_SIZE)) {
+			kind = pagecodec_encode_zero(&tx->enc, i, tx->batch, MIG_PAGES_MAX,
+						     &tx->blen, e);
+			tx->s.hole_pages++;
+		} else
+			kind = pagecodec_encode(&tx->enc, i, page, tx->batch, MIG_PAGES_MAX,
+						&tx->blen, e);
 		if (kind < 0)
 			return -1;
 		tx->s.pages_sent++;
+		tx->bpages++;
 		tx->round_pages++;
+
 		tx->total_pages++;
 		tx->round_left--;
 		if (kind == PAGECODEC_ZERO)

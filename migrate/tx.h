@@ -12,6 +12,14 @@
 #include "migrate/send.h"
 
 #define MIG_TX_RBUF	4096	/* destination frames are small */
+#define MIG_TX_BATCH_PAGES 4096	/* pages per PAGES frame at most (16 MiB of RAM) */
+
+/* One memfd extent known to be a hole or data (see mig_tx__hole). */
+struct mig_hole_cache {
+	int region;			/* -1: nothing cached */
+	int is_hole;
+	int64_t lo, hi;			/* memfd byte range [lo, hi) */
+};
 
 struct mig_tx {
 	void *vm;
@@ -33,6 +41,9 @@ struct mig_tx {
 	int have_enc;
 	uint8_t *batch;			/* PAGES payload being built */
 	size_t blen;
+	uint32_t bpages;		/* page records in batch */
+	struct mig_hole_cache hole;
+	int no_holes;			/* memfd cannot SEEK_DATA: always read */
 	uint8_t rbuf[MIG_TX_RBUF];
 
 	/* token bucket (bandwidth cap) */

@@ -67,6 +67,7 @@ static void test_idle_zero_and_compressible(void **state)
 	memset(src->ram, 0, 4 * MiB);		/* some zero pages */
 	src->state_extra = 3 * MiB;		/* STATE split into slices */
 	run_init(&r, src, dst);
+	r.p.compress = 1;			/* auto would leave LZ4 off (no cap) */
 	run_go(&r);
 	assert_success(&r);
 	mig_stats_get(&r.live, &s);
@@ -129,6 +130,40 @@ static void test_auto_converge(void **state)
 	fake_free(dst);
 }
 
+/* memfd-backed RAM like the vmm's: the source sends holes as zero pages
+ * without reading them (they stay holes), pages written meanwhile (also
+ * into holes) still arrive, and the destination's stale pages under zero
+ * runs are punched out rather than faulted in and cleared. */
+static void test_memfd_holes(void **state)
+{
+	struct fake_vm *src = fake_new_memfd(16 * MiB), *dst = fake_new_memfd(16 * MiB);
+	uint64_t data_pages[] = { 3, 4, 5, 1000, 2047, 2048, 4000 };
+	struct run r;
+	struct mig_status s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data_pages) / sizeof(data_pages[0]); i++)
+		memset(src->ram + data_pages[i] * 4096, 0x5a + (int)i, 4096);
+	memset(dst->ram, 0xcc, 16 * MiB);	/* stale: every page must be replaced */
+	fake_start_guest(src, 4, 64);		/* writes into holes of pages 0..63 meanwhile */
+	run_init(&r, src, dst);
+	r.p.compress = 0;			/* LZ4 off must mean off */
+	run_go(&r);
+	/* before anything reads the RAM (reading a hole allocates a page) */
+	assert_true(lseek(src->memfd, 3000 * 4096, SEEK_DATA) == 4000 * 4096);
+	assert_true(lseek(dst->memfd, 3000 * 4096, SEEK_DATA) == 4000 * 4096);
+	assert_true(lseek(dst->memfd, 2100 * 4096, SEEK_HOLE) == 2100 * 4096);
+	assert_success(&r);			/* compares all RAM */
+	mig_stats_get(&r.live, &s);
+	assert_true(s.zero_pages >= 4096 - 64 - 7);
+	assert_true(s.hole_pages > 0 && s.hole_pages <= s.zero_pages);
+	assert_int_equal(s.lz4_pages, 0);	/* compressible, but compress = 0 */
+	assert_true(src->gen > 0);
+	run_fini(&r);
+	fake_free(src);
+	fake_free(dst);
+}
+
 static int cond_round0(struct run *r, const struct mig_status *s)
 {
 	(void)r;
@@ -155,10 +190,12 @@ static void cancel_or_kill(int (*cond)(struct run *, const struct mig_status *),
 
 	fake_start_guest(src, 50, 1024);
 	run_init(&r, src, dst);
-	r.p.bandwidth_mbs = 100;
-	r.p.downtime_ms = 1;		/* never converges on its own */
+	r.p.bandwidth_mbs = 25;	/* round 0 lasts ~0.4 s: the watcher sees it even on a busy machine */
+	r.p.downtime_ms = 1;		/* never converges on its own, */
+	r.p.state_size_est = 1ull << 30;	/* is never forced to (1 GiB "state"), */
 	r.p.auto_converge = 0;
-	r.p.max_rounds = 1000;
+	r.p.max_rounds = 1000000;	/* and gives the watcher 20 s, however */
+	r.p.max_time_ms = 20000;	/* fast empty rounds go on a busy machine */
 	r.cond = cond;
 	r.action = action;
 	run_go(&r);
@@ -236,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_kill_dest_round1),
 		cmocka_unit_test(test_kill_dest_later),
 		cmocka_unit_test(test_kill_dest_during_switchover),
+		cmocka_unit_test(test_memfd_holes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/bitmap.h"
 #include "lib/vmstate.h"
@@ -38,6 +40,7 @@ struct fake_vm {
 	const char *cpu;		/* compat blob */
 	int (*on_load)(struct fake_vm *f);	/* test hook in load_state */
 	int hook_fd;
+	int memfd;			/* RAM is a shared memfd mapping (fake_new_memfd), else -1 */
 };
 
 static inline void fake_sleep_us(long us)
@@ -81,6 +84,28 @@ static inline struct fake_vm *fake_new(uint64_t size, int fill)
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	f->counter = 42;
+	f->memfd = -1;
+	return f;
+}
+
+/* Like the vmm: RAM is a shared mapping of a memfd, all holes at first
+ * (reads as zero, no page allocated). */
+static inline struct fake_vm *fake_new_memfd(uint64_t size)
+{
+	struct fake_vm *f = fake_new(4096, 0);
+	struct err e;
+
+	free(f->ram);
+	bitmap_free(&f->dirty);
+	f->size = size;
+	f->npages = f->hot_pages = size / 4096;
+	f->memfd = memfd_create("fake-ram", MFD_CLOEXEC);
+	if (f->memfd < 0 || ftruncate(f->memfd, (off_t)size) < 0)
+		abort();
+	f->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	if (f->ram == MAP_FAILED)
+		abort();
+	bitmap_init(&f->dirty, f->npages, &e);
 	return f;
 }
 
@@ -138,7 +163,12 @@ static inline void fake_free(struct fake_vm *f)
 		pthread_join(f->guest, NULL);
 	}
 	bitmap_free(&f->dirty);
-	free(f->ram);
+	if (f->memfd >= 0) {
+		munmap(f->ram, f->size);
+		close(f->memfd);
+	} else {
+		free(f->ram);
+	}
 	free(f);
 }
 
@@ -149,9 +179,9 @@ static int fake_ram_regions(void *vm, struct mig_ram *r, int *n, struct err *e)
 
 	if (*n < 2)
 		return err_set(e, "fake: room for %d regions", *n);
-	r[0] = (struct mig_ram){ .host = f->ram, .gpa = 0, .size = lo, .memfd = -1 };
+	r[0] = (struct mig_ram){ .host = f->ram, .gpa = 0, .size = lo, .memfd = f->memfd };
 	r[1] = (struct mig_ram){ .host = f->ram + lo, .gpa = 1ull << 32, .size = f->size - lo,
-				 .memfd = -1, .memfd_off = lo };
+				 .memfd = f->memfd, .memfd_off = lo };
 	*n = 2;
 	return 0;
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <lz4.h>
 
@@ -103,6 +105,142 @@ static void test_roundtrip_mem(void **state)
 	assert_int_equal(d->st.lz4_pages, NPAGES / 2);
 	assert_int_equal(d->st.bytes_in, len);
 	free(d); free(m); free(dst); free(out);
+}
+
+/* Zero runs on shared memory punch holes (no page faulted in), and every
+ * record still lands in stream order; encode_zero == encode of a zero page. */
+static void test_zero_runs_memfd(void **state)
+{
+	enum { N = 32 };
+	struct pagecodec_enc enc;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	struct err err;
+	uint8_t *out = malloc(64 * PAGECODEC_MAX_RECORD), page[PS], a[64], b[64];
+	uint8_t *mem;
+	size_t pos = 0, p1 = 0, p2 = 0;
+	int fd = memfd_create("pc", MFD_CLOEXEC);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, N * PS), 0);
+	mem = mmap(NULL, N * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(mem != MAP_FAILED);
+	memset(mem, 0xcc, N * PS);			/* every page populated */
+	assert_int_equal(pagecodec_enc_init(&enc, PAGECODEC_ENC_NO_LZ4, &err), 0);
+	memset(page, 0, PS);
+	assert_int_equal(pagecodec_encode_zero(&enc, 7, out, PAGECODEC_MAX_RECORD - 1, &p1, &err), -1);
+	assert_int_equal(p1, 0);
+	assert_int_equal(pagecodec_encode_zero(&enc, 7, out, 64 * PAGECODEC_MAX_RECORD, &p1, &err),
+			 PAGECODEC_ZERO);
+	assert_int_equal(pagecodec_encode(&enc, 7, page, out + p1, 64 * PAGECODEC_MAX_RECORD - p1,
+					  &p2, &err), PAGECODEC_ZERO);
+	memcpy(a, out, p1);
+	memcpy(b, out + p1, p2);
+	assert_int_equal(p1, p2);
+	assert_memory_equal(a, b, p1);
+	/* ZERO 0..15, RAW 3 (after its zero), RAW 20, ZERO 20, ZERO 22..23 */
+	for (uint64_t g = 0; g < 16; g++)
+		pagecodec_encode_zero(&enc, g, out, 64 * PAGECODEC_MAX_RECORD, &pos, &err);
+	memset(page, 0x33, PS);
+	pagecodec_encode(&enc, 3, page, out, 64 * PAGECODEC_MAX_RECORD, &pos, &err);
+	pagecodec_encode(&enc, 20, page, out, 64 * PAGECODEC_MAX_RECORD, &pos, &err);
+	for (uint64_t g = 20; g < 24; g += g == 20 ? 2 : 1)
+		pagecodec_encode_zero(&enc, g, out, 64 * PAGECODEC_MAX_RECORD, &pos, &err);
+	pagecodec_dec_init(d, N);
+	assert_int_equal(pagecodec_decode_to_mem(d, out, pos, mem, &err), 0);
+	assert_int_equal(d->st.zero_pages, 19);
+	/* pages 4..15 were punched, not written: a hole in the memfd (checked
+	 * before reading them: reading a hole allocates a page) */
+	assert_int_equal(lseek(fd, 4 * PS, SEEK_HOLE), 4 * PS);
+	assert_int_equal(lseek(fd, 4 * PS, SEEK_DATA), 16 * PS);
+	for (int g = 0; g < N; g++) {
+		int want = g == 3 ? 0x33 : g < 16 || g == 20 || g == 22 || g == 23 ? 0 : 0xcc;
+
+		for (int i = 0; i < PS; i += 512)
+			if (mem[g * PS + i] != want)
+				fail_msg("page %d byte %d is 0x%02x, want 0x%02x", g, i, mem[g * PS + i], want);
+	}
+	pagecodec_enc_fini(&enc);
+	munmap(mem, N * PS);
+	close(fd);
+	free(d);
+	free(out);
+}
+
+struct filectx { uint8_t *mem; int fd; };
+
+static void *file_addr(void *opaque, uint64_t gfn)
+{
+	return ((struct filectx *)opaque)->mem + gfn * PS;
+}
+
+static int file_of(void *opaque, uint64_t gfn, off_t *off)
+{
+	*off = (off_t)(gfn * PS);
+	return ((struct filectx *)opaque)->fd;
+}
+
+/* RAW runs go through pwritev (more than one call's worth, out-of-order
+ * pages, interleaved with zero runs and LZ4): same result as memcpy. */
+static void test_raw_runs_file(void **state)
+{
+	enum { N = 700 };
+	struct pagecodec_enc enc;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	struct err err;
+	size_t cap = (N + 8) * PAGECODEC_MAX_RECORD, pos = 0;
+	uint8_t *out = malloc(cap), *want = calloc(N, PS), page[PS];
+	struct filectx fc;
+	uint64_t n;
+
+	(void)state;
+	fc.fd = memfd_create("pc", MFD_CLOEXEC);
+	assert_true(fc.fd >= 0);
+	assert_int_equal(ftruncate(fc.fd, N * PS), 0);
+	fc.mem = mmap(NULL, N * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fc.fd, 0);
+	assert_true(fc.mem != MAP_FAILED);
+	memset(fc.mem, 0xcc, N * PS);
+	assert_int_equal(pagecodec_enc_init(&enc, 0, &err), 0);
+	for (uint64_t g = 0; g < N; g++) {	/* 0..599 forward, 699..600 backward */
+		uint64_t gfn = g < 600 ? g : N - 1 - (g - 600);
+
+		uint32_t x = (uint32_t)gfn * 2654435761u + 1;
+
+		for (int i = 0; i < PS; i++) {	/* xorshift: incompressible */
+			x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+			page[i] = (uint8_t)x;
+		}
+		if (gfn % 50 == 49)
+			memset(page, 0, PS);		/* zero runs in between */
+		else if (gfn % 7 == 0)
+			memset(page, (int)gfn, PS);	/* compresses: LZ4 */
+		memcpy(want + gfn * PS, page, PS);
+		assert_true(pagecodec_encode(&enc, gfn, page, out, cap, &pos, &err) > 0);
+	}
+	assert_true(enc.st.lz4_pages > 0 && enc.st.raw_pages > PAGECODEC_RUN_MAX);
+	pagecodec_dec_init(d, N);
+	assert_int_equal(pagecodec_decode_to(d, out, pos, file_addr, file_of, &fc, &n, &err), 0);
+	assert_int_equal(n, N);
+	assert_int_equal(d->st.raw_pages, enc.st.raw_pages);
+	assert_memory_equal(fc.mem, want, N * PS);
+	/* LZ4 switched off after init (the peer refused it): RAW from now on */
+	{
+		size_t p0 = 0;
+		uint8_t *o = malloc(PAGECODEC_MAX_RECORD);
+
+		memset(page, 7, PS);
+		enc.flags |= PAGECODEC_ENC_NO_LZ4;
+		assert_int_equal(pagecodec_encode(&enc, 0, page, o, PAGECODEC_MAX_RECORD, &p0, &err),
+				 PAGECODEC_RAW);
+		enc.flags &= ~PAGECODEC_ENC_NO_LZ4;
+		free(o);
+	}
+	pagecodec_enc_fini(&enc);
+	munmap(fc.mem, N * PS);
+	close(fc.fd);
+	free(d);
+	free(out);
+	free(want);
 }
 
 struct cbctx { uint8_t *m; int n; int fail_at; };
@@ -313,6 +451,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_is_zero),
 		cmocka_unit_test(test_roundtrip_mem),
+		cmocka_unit_test(test_zero_runs_memfd),
+		cmocka_unit_test(test_raw_runs_file),
 		cmocka_unit_test(test_roundtrip_cb),
 		cmocka_unit_test(test_no_lz4_and_full),
 		cmocka_unit_test(test_every_truncation),
