@@ -31,6 +31,7 @@ struct vm_config {
 	const char *initrd;	/* NULL: none */
 	const char *cmdline;	/* never NULL after config_defaults */
 	const char *serial;	/* "stdio" or a file path */
+	const char *console;	/* Unix socket feeding the UART's input, or NULL */
 	uint64_t mem_size;	/* bytes, multiple of 4 KiB */
 	int ncpus;
 	int ndisks, nnets;

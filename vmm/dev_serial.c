@@ -1,4 +1,11 @@
-/* 8250/16550A UART at COM1 (0x3f8, IRQ 4), transmit only for now.
+/* 8250/16550A UART at COM1 (0x3f8, IRQ 4).
+ *
+ * Input (--console SOCKET): a thread of its own accepts one connection at a
+ * time on a Unix socket and feeds its bytes into a 256-byte receive FIFO
+ * under dev->lock (the lock the vCPU handlers hold); RBR pops it, LSR.DR
+ * and a receive-data interrupt (IER.RDI, IIR 0x04, above THRI) say it is
+ * non-empty. The thread waits while the FIFO is full (no byte dropped).
+ * Pending input is not part of the saved state (lost on migration).
  *
  * Transmission is instantaneous: THR is always empty, so LSR reads
  * THRE|TEMT and a THR-empty interrupt is pending whenever the guest enables
@@ -6,8 +13,13 @@
  * Linux's driver relies on. The IRQ line is gated by MCR.OUT2 as on a PC. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/vcursor.h"
@@ -56,6 +68,14 @@ struct serial {
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	bool thri_pending;	/* THR-empty interrupt latched */
 	int irq_level;		/* last level sent to the irqchip */
+	/* input (--console): FIFO guarded by dev->lock */
+	uint8_t rx[256];
+	unsigned rx_head, rx_len;
+	int lfd, cfd;		/* listening / current console connection, -1 if none */
+	volatile int stop;
+	bool have_thread;
+	pthread_t thread;
+	struct device *dev;
 };
 
 static void serial_write_out(struct serial *s, uint8_t c)
@@ -69,6 +89,8 @@ static uint8_t serial_iir(const struct serial *s)
 {
 	uint8_t fifo = (s->fcr & FCR_FIFO_EN) ? IIR_FIFO : 0;
 
+	if ((s->ier & IER_RDI) && s->rx_len)
+		return fifo | IIR_RDI;
 	if ((s->ier & IER_THRI) && s->thri_pending)
 		return fifo | IIR_THRI;
 	return fifo | IIR_NO_INT;
@@ -142,7 +164,15 @@ static void serial_pio(struct device *dev, uint16_t port, bool is_write, uint32_
 	} else {
 		switch (reg) {
 		case UART_RX:
-			*data = dlab ? s->dll : 0;
+			if (dlab) {
+				*data = s->dll;
+			} else if (s->rx_len) {
+				*data = s->rx[s->rx_head];
+				s->rx_head = (s->rx_head + 1) % sizeof(s->rx);
+				s->rx_len--;
+			} else {
+				*data = 0;
+			}
 			break;
 		case UART_IER:
 			*data = dlab ? s->dlm : s->ier;
@@ -160,7 +190,7 @@ static void serial_pio(struct device *dev, uint16_t port, bool is_write, uint32_
 			*data = s->mcr;
 			break;
 		case UART_LSR:
-			*data = LSR_THRE | LSR_TEMT;
+			*data = LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
 			break;
 		case UART_MSR:
 			*data = serial_msr(s);
@@ -173,6 +203,79 @@ static void serial_pio(struct device *dev, uint16_t port, bool is_write, uint32_
 	serial_update_irq(dev);
 }
 
+/* Console input thread: one client at a time; its bytes go into the FIFO. */
+static void *serial_console_thread(void *arg)
+{
+	struct serial *s = arg;
+	struct device *dev = s->dev;
+	uint8_t buf[64];
+
+	pthread_setname_np(pthread_self(), "vmm-console");
+	while (!s->stop) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;	/* shut down by serial_exit */
+		}
+		pthread_mutex_lock(&dev->lock);
+		s->cfd = fd;
+		pthread_mutex_unlock(&dev->lock);
+		ssize_t n;
+		while (!s->stop && (n = read(fd, buf, sizeof(buf))) != 0) {
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			for (ssize_t i = 0; i < n && !s->stop;) {
+				pthread_mutex_lock(&dev->lock);
+				while (i < n && s->rx_len < sizeof(s->rx)) {
+					s->rx[(s->rx_head + s->rx_len) % sizeof(s->rx)] = buf[i++];
+					s->rx_len++;
+				}
+				serial_update_irq(dev);
+				pthread_mutex_unlock(&dev->lock);
+				if (i < n)	/* FIFO full: let the guest drain it */
+					poll(NULL, 0, 5);
+			}
+		}
+		pthread_mutex_lock(&dev->lock);
+		s->cfd = -1;
+		pthread_mutex_unlock(&dev->lock);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int serial_console_start(struct serial *s, const char *path, struct err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return err_set(e, "--console %s: path too long", path);
+	strcpy(sa.sun_path, path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0)
+		return err_errno(e, errno, "--console: socket");
+	unlink(path);	/* a stale socket of an earlier vmm */
+	if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(s->lfd, 4) < 0) {
+		err_errno(e, errno, "--console %s", path);
+		close(s->lfd);
+		s->lfd = -1;
+		return -1;
+	}
+	if (pthread_create(&s->thread, NULL, serial_console_thread, s) != 0) {
+		close(s->lfd);
+		s->lfd = -1;
+		unlink(path);
+		return err_set(e, "--console: cannot start its thread");
+	}
+	s->have_thread = true;
+	return 0;
+}
+
 static int serial_realize(struct device *dev, struct err *e)
 {
 	const char *out = dev->vm->cfg.serial;
@@ -180,6 +283,8 @@ static int serial_realize(struct device *dev, struct err *e)
 
 	if (!s)
 		return err_set(e, "out of memory");
+	s->lfd = s->cfd = -1;
+	s->dev = dev;
 	if (!out || !strcmp(out, "stdio")) {
 		s->out_fd = STDOUT_FILENO;
 	} else {
@@ -193,6 +298,14 @@ static int serial_realize(struct device *dev, struct err *e)
 	}
 	dev->priv = s;
 	if (ioport_register(&dev->vm->pio, COM1_BASE, 8, dev, e) < 0) {
+		if (s->own_fd)
+			close(s->out_fd);
+		free(s);
+		dev->priv = NULL;
+		return -1;
+	}
+	if (dev->vm->cfg.console && serial_console_start(s, dev->vm->cfg.console, e) < 0) {
+		ioport_unregister_dev(&dev->vm->pio, dev);
 		if (s->own_fd)
 			close(s->out_fd);
 		free(s);
@@ -252,6 +365,18 @@ static void serial_exit(struct device *dev)
 
 	if (!s)
 		return;
+	if (s->have_thread) {
+		/* shutdown() wakes the thread's accept()/read() */
+		s->stop = 1;
+		shutdown(s->lfd, SHUT_RDWR);
+		pthread_mutex_lock(&dev->lock);
+		if (s->cfd >= 0)
+			shutdown(s->cfd, SHUT_RDWR);
+		pthread_mutex_unlock(&dev->lock);
+		pthread_join(s->thread, NULL);
+		close(s->lfd);
+		unlink(dev->vm->cfg.console);
+	}
 	if (s->own_fd)
 		close(s->out_fd);
 	free(s);

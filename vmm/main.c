@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "vmm/config.h"
+#include "migrate/fault.h"
 #include "vmm/control/client.h"
+#include "vmm/ramhash.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
 
@@ -36,8 +38,14 @@ static const char usage_text[] =
 	"  --disk PATH[,ro]   virtio-blk on a raw image or block device (repeatable)\n"
 	"  --net tap=IFNAME[,mac=MAC]  virtio-net on an existing or new tap (repeatable)\n"
 	"  --rng              virtio-rng (entropy from the host's getrandom)\n"
+	"  --console SOCKET   Unix socket whose bytes become the serial port's input\n"
 	"  --secret-file F    cluster secret for live migration (mode 0600)\n"
 	"  --incoming HOST:PORT  wait for one live migration, then run the guest\n"
+	"  --debug-ram-hash[=DIR]  (tests) log a hash of guest RAM when a migration\n"
+	"                     pauses the source and before the destination resumes\n"
+	"                     (DIR: also per-page hashes in DIR/ram.WHEN.PID)\n"
+	"  --mig-fault F      (tests, with --incoming) inject fault F: stall-switchover,\n"
+	"                     lose-go (migrate/README.md)\n"
 	"exit status: 0 guest success/poweroff, 1 guest-reported failure, 2 usage,\n"
 	"             3 internal error, 4 guest reboot\n";
 
@@ -55,7 +63,8 @@ static const char *incoming, *secret_file;	/* --incoming, --secret-file */
 static void parse_run(int argc, char **argv, struct vm_config *c)
 {
 	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP,
-	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG, O_INCOMING, O_SECRET };
+	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG, O_INCOMING, O_SECRET, O_CONSOLE,
+	       O_RAMHASH, O_MIGFAULT };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -64,6 +73,7 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "serial", required_argument, NULL, O_SERIAL },
+		{ "console", required_argument, NULL, O_CONSOLE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "control", required_argument, NULL, O_CONTROL },
@@ -72,10 +82,12 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "rng", no_argument, NULL, O_RNG },
 		{ "incoming", required_argument, NULL, O_INCOMING },
 		{ "secret-file", required_argument, NULL, O_SECRET },
+		{ "debug-ram-hash", optional_argument, NULL, O_RAMHASH },
+		{ "mig-fault", required_argument, NULL, O_MIGFAULT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct err e = { { 0 } };
-	int o;
+	int o, mig_fault = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -86,6 +98,7 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		case O_INITRD: c->initrd = optarg; break;
 		case O_CMDLINE: c->cmdline = optarg; break;
 		case O_SERIAL: c->serial = optarg; break;
+		case O_CONSOLE: c->console = optarg; break;
 		case O_RESTORE: restore_dir = optarg; break;
 		case O_CONTROL: control_path = optarg; break;
 		case O_DISK:
@@ -111,6 +124,12 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		case O_RNG: c->rng = true; break;
 		case O_INCOMING: incoming = optarg; break;
 		case O_SECRET: secret_file = optarg; break;
+		case O_RAMHASH: ramhash_enable(optarg); break;
+		case O_MIGFAULT:
+			if (mig_fault_set(optarg, &e) < 0)
+				usage_error("--mig-fault: %s", e.msg);
+			mig_fault = 1;
+			break;
 		case O_MEM:
 			if (config_parse_size(optarg, &c->mem_size, &e) < 0)
 				usage_error("--mem: %s", e.msg);
@@ -132,6 +151,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (secret_file && access(secret_file, R_OK) < 0)
 		usage_error("--secret-file: cannot read '%s'", secret_file);
+	if (mig_fault && !incoming)
+		usage_error("%s", "--mig-fault needs --incoming");
 	if (incoming) {		/* RAM and state come from the source */
 		if (restore_dir)
 			usage_error("%s", "--incoming and --restore exclude each other");

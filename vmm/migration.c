@@ -41,13 +41,24 @@
 #include "migrate/send.h"
 #include "vmm/dev_virtio.h"
 #include "vmm/dirty_log.h"
+#include "vmm/mig_compat.h"
+#include "vmm/ramhash.h"
 #include "vmm/session.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define CONNECT_TIMEOUT_MS	5000
+/* Receive buffer of the destination's socket (the kernel doubles it). What
+ * it holds when the source pauses is processed during the downtime, so it
+ * is bounded instead of autotuned to megabytes; 1 MiB in flight still
+ * covers the bandwidth-delay product of a LAN at 10 Gb/s. */
+#define INCOMING_RCVBUF		(512 << 10)
 #define THROTTLE_PERIOD_NS	10000000L
+/* After a successful migration the source keeps answering migrate-status
+ * (final stats, outcome SUCCEEDED) until Quit or this long, so a poller
+ * (agentd) reads the final figures before the process goes away. */
+#define MIGRATION_LINGER_MS	5000
 
 struct migctx {
 	struct vmm_session *sess;
@@ -68,14 +79,25 @@ struct migctx {
 	struct mig_params params;
 	/* ops state (migration thread only) */
 	int paused_by_us, devs_locked;
+	uint64_t pause_vcpus_us, pause_devs_us;	/* last pause: vCPUs stopped, device locks */
 	pthread_t thr;
 	int thr_on;
 	volatile int thr_stop;
 	/* destination */
 	struct mig_recv_stats rst;
+	uint64_t load_us;		/* load_state duration */
+	uint64_t t_go_ns;		/* mig_recv returned (GO received) */
 };
 
 static struct migctx mc = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- mig_vm_ops ---- */
 
@@ -141,6 +163,7 @@ static int op_pause(void *opaque, struct err *e)
 {
 	struct vm *vm = opaque;
 	struct vmm_session *s = mc.sess;
+	uint64_t t0, t1;
 	int running, r = 0;
 
 	if (mc.devs_locked)
@@ -148,12 +171,16 @@ static int op_pause(void *opaque, struct err *e)
 	pthread_mutex_lock(&s->lock);
 	running = s->state == VMM__VM_STATE__VM_STATE_RUNNING;
 	pthread_mutex_unlock(&s->lock);
+	t0 = now_ns();
 	if (running) {
 		mc.paused_by_us = 1;	/* even a failed pause leaves it PAUSED */
 		r = session_pause(s, e);
 	}
+	t1 = now_ns();
 	lock_devs(vm);
 	mc.devs_locked = 1;
+	mc.pause_vcpus_us = (t1 - t0) / 1000;
+	mc.pause_devs_us = (now_ns() - t1) / 1000;
 	return r;
 }
 
@@ -176,6 +203,7 @@ static int op_save_state(void *opaque, struct vmstate_writer *w, struct err *e)
 {
 	if (!mc.devs_locked)
 		return err_set(e, "save_state while not paused");
+	ramhash_log(opaque, "at pause");	/* after the final dirty sync */
 	return snap_save_state(opaque, w, e);
 }
 
@@ -183,16 +211,19 @@ static int op_load_state(void *opaque, const uint8_t *buf, size_t len, struct er
 {
 	struct vm *vm = opaque;
 	struct snap_state st;
+	uint64_t t0;
 	void *copy;
 	int r;
 
 	if (len > SNAP_STATE_MAX)
 		return err_set(e, "device state of %zu bytes is larger than any state", len);
+	ramhash_log(vm, "as received");	/* every page is in, nothing loaded yet */
 	copy = malloc(len ? len : 1);
 	if (!copy)
 		return err_set(e, "out of memory");
 	memcpy(copy, buf, len);
 	memset(&st, 0, sizeof(st));
+	t0 = now_ns();
 	if (snap_state_parse(copy, len, &st, e) < 0) {
 		free(copy);
 		return -1;
@@ -204,6 +235,7 @@ static int op_load_state(void *opaque, const uint8_t *buf, size_t len, struct er
 	else
 		r = snap_restore_state(vm, &st, e);
 	snap_state_free(&st);	/* frees copy */
+	mc.load_us = (now_ns() - t0) / 1000;
 	return r;
 }
 
@@ -275,17 +307,25 @@ const struct mig_vm_ops vmm_mig_ops = {
 	.load_state = op_load_state,
 	.set_throttle = op_set_throttle,
 	.announce = op_announce,
+	.compat_info = mig_compat_info,
+	.compat_check = mig_compat_check,
 };
 
 /* ---- source ---- */
 
 void migration_setup(struct vmm_session *s, const char *secret_file)
 {
+	struct err e;
+
 	mc.sess = s;
 	mc.default_secret = secret_file;
 	/* A peer that vanishes mid-stream must give EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	mig_stats_init(&mc.stats);
+	/* Pay libcrypto's lazy setup now, not in a migration's setup phase
+	 * (a failure here shows again, with context, when migrating). */
+	if (auth_init(&e) < 0)
+		fprintf(stderr, "vmm: %s\n", e.msg);
 }
 
 static int split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap,
@@ -364,11 +404,41 @@ next:
 	return fd;
 }
 
+/* Wait until something stops the VM (Quit: see migration_migrated) or
+ * MIGRATION_LINGER_MS pass. The vCPUs stay stopped; only the control
+ * server is still answering. */
+static void linger(struct vm *vm)
+{
+	struct timespec ts = { 0, 50000000L };
+
+	for (int waited = 0; waited < MIGRATION_LINGER_MS; waited += 50) {
+		int stopping;
+
+		pthread_mutex_lock(&vm->stop_lock);
+		stopping = vm->stop_reason != VM_RUNNING;
+		pthread_mutex_unlock(&vm->stop_lock);
+		if (stopping)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int migration_migrated(void)
+{
+	int r;
+
+	pthread_mutex_lock(&mc.lock);
+	r = mc.succeeded;
+	pthread_mutex_unlock(&mc.lock);
+	return r;
+}
+
 static void *migration_thread(void *arg)
 {
 	struct vm *vm = arg;
 	struct err e = { { 0 } };
 	struct mig_status st;
+	char tbuf[512];
 	int r;
 
 	pthread_setname_np(pthread_self(), "vmm-migrate");
@@ -377,6 +447,13 @@ static void *migration_thread(void *arg)
 	mc.fd = -1;
 	auth_secret_free(&mc.secret);
 	mig_stats_get(&mc.stats, &st);
+	fprintf(stderr, "vmm: %s: migration phases (ms): %s (pause: vCPUs %.1f, device locks %.1f; "
+		"state %llu bytes; pages %llu: %llu raw, %llu lz4, %llu zero of which %llu holes)\n",
+		vm->cfg.name, mig_times_format(&st.t, tbuf, sizeof(tbuf)),
+		mc.pause_vcpus_us / 1000.0, mc.pause_devs_us / 1000.0,
+		(unsigned long long)st.state_bytes, (unsigned long long)st.pages_sent,
+		(unsigned long long)st.raw_pages, (unsigned long long)st.lz4_pages,
+		(unsigned long long)st.zero_pages, (unsigned long long)st.hole_pages);
 	if (r == MIG_RET_OK) {
 		/* The destination runs the guest: this copy is dead. Let the
 		 * I/O thread go (vm_destroy joins it), never run a vCPU again. */
@@ -393,6 +470,7 @@ static void *migration_thread(void *arg)
 		mc.succeeded = 1;
 		mc.active = 0;
 		pthread_mutex_unlock(&mc.lock);
+		linger(vm);
 		vm_request_stop(vm, VM_STOP_SUCCESS, 0, "migrated");
 		return NULL;
 	}
@@ -644,7 +722,7 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 	struct sockaddr_storage peer;
 	socklen_t pl = sizeof(peer);
 	char ph[128] = "?", pp[16] = "?";
-	int lfd, fd, r, one = 1;
+	int lfd, fd, r, one = 1, rcvbuf;
 
 	if (auth_secret_load(secret_file, &secret, e) < 0)
 		return err_prefix(e, "secret");
@@ -653,6 +731,9 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 		auth_secret_free(&secret);
 		return -1;
 	}
+	/* On the listener, so the accepted socket starts with it. */
+	rcvbuf = INCOMING_RCVBUF;
+	setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	fprintf(stderr, "vmm: %s: incoming: listening on %s\n", vm->cfg.name, hostport);
 	do
 		fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
@@ -667,6 +748,7 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 		    NI_NUMERICHOST | NI_NUMERICSERV);
 	fprintf(stderr, "vmm: %s: incoming: connection from %s:%s\n", vm->cfg.name, ph, pp);
 	r = mig_recv(vm, &vmm_mig_ops, fd, &secret, 0, &mc.rst, e);
+	mc.t_go_ns = now_ns();
 	close(fd);
 	auth_secret_free(&secret);
 	return r < 0 ? -1 : 0;
@@ -674,9 +756,13 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 
 void migration_incoming_done(struct vm *vm)
 {
+	/* Called right after the vCPUs were started again. */
+	uint64_t resume_us = (now_ns() - mc.t_go_ns) / 1000;
+
 	op_announce(vm);
 	fprintf(stderr, "vmm: incoming: migration complete (downtime %llu ms, total %llu ms, "
-		"%u rounds, %llu bytes, %llu pages)\n", (unsigned long long)mc.rst.blackout_ms,
+		"%u rounds, %llu bytes, %llu pages; load_state %.1f ms, GO -> vCPUs running %.1f ms)\n",
+		(unsigned long long)mc.rst.blackout_ms,
 		(unsigned long long)mc.rst.total_ms, mc.rst.rounds, (unsigned long long)mc.rst.bytes,
-		(unsigned long long)mc.rst.pages);
+		(unsigned long long)mc.rst.pages, mc.load_us / 1000.0, resume_us / 1000.0);
 }

@@ -4,7 +4,9 @@
  * (`vmm run --incoming HOST:PORT`: listen, accept one connection, mig_recv).
  *
  * Source outcomes (migrate/send.h has the ownership rules):
- *   success    one summary line on stderr, the vmm exits 0 (VM_STOP_SUCCESS)
+ *   success    one summary line on stderr; migrate-status keeps answering
+ *              (outcome SUCCEEDED, final stats) until Quit or 5 s, then the
+ *              vmm exits 0 (VM_STOP_SUCCESS)
  *   failure    the guest keeps (or resumes) running; migrate-status has the
  *              error; another migrate may be tried
  *   AMBIGUOUS  the guest stays paused, status PAUSED_AMBIGUOUS; an explicit
@@ -26,6 +28,9 @@ extern const struct mig_vm_ops vmm_mig_ops;
 /* Per-process setup: the session the ops drive, and the default secret
  * file (`vmm run --secret-file`, may be NULL). */
 void migration_setup(struct vmm_session *s, const char *secret_file);
+
+/* 1 once a migration succeeded (this copy is dead; Quit ends the linger). */
+int migration_migrated(void);
 
 /* Control ops (vmm/control/server.h); opaque is the session. */
 int migration_op_start(void *opaque, const Vmm__Migrate *args, struct err *e);

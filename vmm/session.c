@@ -18,6 +18,7 @@
 
 #include "vmm/control/server.h"
 #include "vmm/migration.h"
+#include "vmm/ramhash.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -75,6 +76,11 @@ static int stop_locked(struct vmm_session *s, struct err *e)
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
+		/* Normally each vCPU thread completed its last exit itself
+		 * (vcpu.c); only an exit it did not return from needs it. */
+		if (!v->io_pending)
+			continue;
+		v->io_pending = false;
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
 		if (ioctl(v->fd, KVM_RUN, 0) == 0 || errno != EINTR) {
 			if (!ret)
@@ -225,8 +231,13 @@ static int op_quit(void *opaque, struct err *e)
 	struct vmm_session *s = opaque;
 
 	(void)e;
-	/* Only signal the main thread; it stops the vCPUs and the server. */
-	vm_request_stop(s->vm, VM_STOP_POWEROFF, 0, "quit requested on the control socket");
+	/* Only signal the main thread; it stops the vCPUs and the server.
+	 * After a successful migration Quit just ends the linger: the exit
+	 * is the migration's success, not a guest poweroff. */
+	if (migration_migrated())
+		vm_request_stop(s->vm, VM_STOP_SUCCESS, 0, "migrated");
+	else
+		vm_request_stop(s->vm, VM_STOP_POWEROFF, 0, "quit requested on the control socket");
 	return 0;
 }
 
@@ -297,6 +308,7 @@ int vmm_session_main(struct vm *vm, struct vm_config *cfg, const char *restore_d
 		pthread_mutex_lock(&sess.lock);
 		sess.state = VMM__VM_STATE__VM_STATE_PAUSED;
 		pthread_mutex_unlock(&sess.lock);
+		ramhash_log(vm, "before resume");
 		if (session_resume(&sess, &e) < 0) {
 			fprintf(stderr, "vmm: incoming: resume: %s\n", e.msg);
 			control_server_stop(srv);

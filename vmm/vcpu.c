@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/cpuid.h"
+#include "vmm/vcpu_dump.h"
 #include "vmm/ioport.h"
 #include "vmm/pci_glue.h"
 #include "vmm/regs.h"
@@ -19,9 +21,17 @@
 /* SIGUSR1 only interrupts KVM_RUN; the handler does nothing. */
 #define VCPU_KICK_SIGNAL SIGUSR1
 
+/* The vCPU thread's kvm_run. The kick handler sets immediate_exit in it,
+ * so a kick that lands outside KVM_RUN (while handling an exit, sleeping,
+ * or on the way back in) still makes the next KVM_RUN return at once
+ * instead of being lost for a whole throttle period. */
+static __thread struct kvm_run *vcpu__run;
+
 static void kick_handler(int sig)
 {
 	(void)sig;
+	if (vcpu__run)
+		__atomic_store_n(&vcpu__run->immediate_exit, 1, __ATOMIC_RELEASE);
 }
 
 static int vcpu_create_one(struct vm *vm, struct vcpu *v, int id, struct err *e)
@@ -73,6 +83,7 @@ int vcpus_create(struct vm *vm, struct err *e)
 			return -1;
 		}
 	}
+	vcpu_dump_init();
 	return 0;
 }
 
@@ -80,6 +91,7 @@ void vcpus_destroy(struct vm *vm)
 {
 	if (!vm->vcpus)
 		return;
+	vcpu_dump_detach();
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy_one(vm, &vm->vcpus[i]);
 	free(vm->vcpus);
@@ -114,6 +126,8 @@ static bool handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 
+	v->exits[run->exit_reason == KVM_EXIT_IO ? VCPU_EXITS_IO :
+		 run->exit_reason == KVM_EXIT_MMIO ? VCPU_EXITS_MMIO : VCPU_EXITS_OTHER]++;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(v);
@@ -155,6 +169,27 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* Auto-converge: sleep pct% of the 10 ms kick period, to an absolute
+ * deadline. The next kick arrives while we sleep (the period is the same)
+ * and must not cut the sleep short: a relative usleep() woken by it let the
+ * guest run from then to the following kick, so any throttle gave the guest
+ * about half its time and auto-converge never converged a busy guest.
+ * A stop (immediate_exit, then a kick) ends the sleep at once. */
+static void vcpu_throttle_sleep(struct vcpu *v, int pct)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)pct * 100000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+		if (__atomic_load_n(&v->stopping, __ATOMIC_ACQUIRE))
+			break;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -163,21 +198,27 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
+	vcpu__run = v->run;
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	for (;;) {
-		/* immediate_exit is set by vcpus_stop before the kick signal,
-		 * so a stop that races with entering KVM_RUN is not lost. */
+		/* stopping and immediate_exit are set by vcpus_stop before the
+		 * kick signal, so a stop that races with entering KVM_RUN is
+		 * not lost; a plain kick (throttle) only sets immediate_exit. */
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
+				v->exits[VCPU_EXITS_INTR]++;
+				vcpu_dump_poll(v);
+				if (__atomic_load_n(&v->stopping, __ATOMIC_ACQUIRE))
 					break;
+				/* Consumed: a kick after this is seen next time. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 				int pct = __atomic_load_n(&v->vm->throttle_pct, __ATOMIC_RELAXED);
 
 				if (pct > 0)	/* pct % of the 10 ms kick period */
-					usleep((useconds_t)pct * 100);
+					vcpu_throttle_sleep(v, pct);
 				continue;
 			}
 			char msg[128];
@@ -186,10 +227,16 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR, 0, msg);
 			break;
 		}
-		if (!handle_exit(v))
+		vcpu_dump_poll(v);
+		if (!handle_exit(v)) {
+			v->io_pending = true;
 			break;
-		if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
-			break;
+		}
+		/* A stop request (stopping + immediate_exit) is honoured by the
+		 * next KVM_RUN: it completes this exit's I/O, then returns EINTR
+		 * at once and the EINTR path above sees stopping. Doing it here,
+		 * in the vCPU's own thread, spares the pause path a KVM_RUN from another thread, which costs KVM a
+		 * synchronize_rcu() per vCPU (vcpu->pid changes). */
 	}
 	return NULL;
 }
@@ -216,6 +263,7 @@ int vcpus_start(struct vm *vm, struct err *e)
 		v->thread_started = true;
 	}
 	/* The main thread keeps the signal blocked: kicks are for vCPUs. */
+	vcpu_dump_attach(vm);
 	return 0;
 }
 
@@ -228,11 +276,13 @@ void vcpus_kick(struct vm *vm)
 
 void vcpus_stop(struct vm *vm)
 {
+	vcpu_dump_detach();	/* no state-dump kick may hit a joined thread */
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
 		if (!v->thread_started)
 			continue;
+		__atomic_store_n(&v->stopping, 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 	}
@@ -243,6 +293,7 @@ void vcpus_stop(struct vm *vm)
 			continue;
 		pthread_join(v->thread, NULL);
 		v->thread_started = false;
+		v->stopping = 0;
 		v->run->immediate_exit = 0;
 	}
 }

@@ -13,6 +13,13 @@
 
 #include "vmm/vm.h"
 
+#ifndef MSR_KVM_WALL_CLOCK
+#define MSR_KVM_WALL_CLOCK	0x11
+#endif
+#ifndef MSR_KVM_WALL_CLOCK_NEW
+#define MSR_KVM_WALL_CLOCK_NEW	0x4b564d00
+#endif
+
 static int get_msrs(int fd, struct kvm_msr_entry *ent, uint32_t n)
 {
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(*ent));
@@ -128,6 +135,8 @@ int vcpu_state_save(struct vcpu *v, struct vcpu_state *s, struct err *e)
 int vcpu_state_load(struct vcpu *v, const struct vcpu_state *s, struct err *e)
 {
 	const struct kvm_caps *c = &v->vm->caps;
+	static __thread struct kvm_msr_entry msrs[VCPU_STATE_MAX_MSRS];
+	uint32_t nm;
 	int r;
 
 	if ((s->has_xsave && !c->xsave) || (s->has_xcrs && !c->xcrs) ||
@@ -145,10 +154,20 @@ int vcpu_state_load(struct vcpu *v, const struct vcpu_state *s, struct err *e)
 		return err_errno(e, errno, "KVM_SET_XCRS");
 	if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)
 		return err_errno(e, errno, "KVM_SET_SREGS");
-	r = set_msrs(v->fd, s->msrs, s->nmsrs);
-	if (r != (int)s->nmsrs)
-		return err_set(e, "KVM_SET_MSRS: wrote %d of %u (MSR 0x%x rejected)", r, s->nmsrs,
-			       r >= 0 && (uint32_t)r < s->nmsrs ? s->msrs[r].index : 0);
+	/* MSR_KVM_WALL_CLOCK(_NEW) are write-only triggers: a write makes KVM
+	 * store the host's wall clock into guest RAM at once. The guest wrote
+	 * it (and read the result) when it wanted the time; writing it again
+	 * here would change a page of guest RAM behind its back (a migrated
+	 * guest's RAM would no longer equal the source's at pause). QEMU does
+	 * not restore them either. */
+	nm = 0;
+	for (uint32_t i = 0; i < s->nmsrs; i++)
+		if (s->msrs[i].index != MSR_KVM_WALL_CLOCK && s->msrs[i].index != MSR_KVM_WALL_CLOCK_NEW)
+			msrs[nm++] = s->msrs[i];
+	r = set_msrs(v->fd, msrs, nm);
+	if (r != (int)nm)
+		return err_set(e, "KVM_SET_MSRS: wrote %d of %u (MSR 0x%x rejected)", r, nm,
+			       r >= 0 && (uint32_t)r < nm ? msrs[r].index : 0);
 	if (ioctl(v->fd, KVM_SET_MP_STATE, &s->mp_state) < 0)
 		return err_errno(e, errno, "KVM_SET_MP_STATE");
 	if (ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0)

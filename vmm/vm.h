@@ -17,6 +17,7 @@
 #include "vmm/device.h"
 #include "vmm/ioport.h"
 #include "vmm/memory.h"
+#include "vmm/vcpu_dump.h"
 
 struct kvm_run;
 struct kvm_cpuid2;
@@ -60,6 +61,13 @@ struct vcpu {
 	struct kvm_run *run;	/* mmap of the vCPU fd */
 	pthread_t thread;
 	bool thread_started;
+	/* The thread stopped right after handling an exit, without the
+	 * KVM_RUN that completes it (e.g. delivers an MMIO read's data):
+	 * the pause path must re-enter KVM_RUN once with immediate_exit. */
+	bool io_pending;
+	int stopping;		/* vcpus_stop: leave the run loop (a kick alone does not) */
+	int dump_req;		/* vcpu_dump.c: set by SIGUSR2, taken by the thread */
+	uint64_t exits[VCPU_EXITS_N];	/* written by the vCPU thread only */
 };
 
 struct vm {
