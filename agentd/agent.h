@@ -54,7 +54,7 @@ struct vm_record {
 	uint64_t pid_start;		/* /proc/PID/stat starttime (guards pid reuse) */
 	uint64_t started_unix_ms;
 	char state[24];			/* starting, running, incoming, stopped, exited, migrated */
-	char exit_reason[160];
+	char exit_reason[400];		/* why the vmm ended + its last error line */
 	char migrated_to[256];
 	char source[256];		/* incoming: the source agentd */
 	int incoming_port;		/* incoming: the vmm's --incoming port */
@@ -113,6 +113,17 @@ int peer_call(const char *hostport, const struct auth_secret *secret, Agent__Req
 /* Split "host[:port]" (port default AGENT_DEFAULT_PORT; [v6]:port ok). */
 int agent_split_hostport(const char *s, char *host, size_t hostlen, int *port, struct err *err);
 int tcp_connect(const char *host, int port, int timeout_ms, struct err *err);
+
+/* ---- net.c ---- */
+/* The tap agentd creates for NIC idx of a bridge=BR VM (<= 15 bytes). */
+void net_tap_name(const char *vm, unsigned idx, char *out, size_t cap);
+/* vmm --net value for spec: tap=IF unchanged; bridge=BR[,rest]: create the
+ * persistent tap, attach it to BR, set it up, give "tap=NAME[,rest]". */
+int net_prepare(const char *vm, unsigned idx, const char *spec, char *out, size_t cap,
+		struct err *err);
+/* Delete the tap of a bridge=BR NIC once its vmm has ended (no-op for
+ * tap=IF, or while a vmm still holds the tap). */
+void net_release(const char *vm, unsigned idx, const char *spec);
 
 /* ---- daemon.c ---- */
 struct agentd_opts {

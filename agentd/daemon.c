@@ -80,13 +80,16 @@ struct op {
 	char name[AGENT_NAME_MAX + 1];
 	ev_timer t;
 	int ticks;
-	/* log */
-	int logfd, follow;
+	/* log; console: a log follow plus confd, the vmm's --console socket */
+	int logfd, follow, confd;
 	uint64_t off;
 	/* migrate */
 	char to[256];
 	uint32_t downtime, bw;
 	int progress;
+	uint64_t t0_ms;		/* Migrate sent to the source vmm */
+	uint32_t last_round;	/* last MigrateStatus seen, for STATUS= */
+	uint64_t last_left;
 	struct op *evac;
 	/* evacuate */
 	char targets[16][256];
@@ -160,12 +163,20 @@ static void vm_save(struct vm *v)
 static void update_status(void)
 {
 	unsigned n = 0, live = 0, migs = 0;
+	struct op *m = NULL;
 	for (struct vm *v = g.vms; v; v = v->next) {
 		n++;
 		live += v->live;
 		migs += v->mig != NULL;
+		if (v->mig)
+			m = v->mig;
 	}
-	sd_notifyf(0, "STATUS=serving %u VMs (%u running), %u migrations out", n, live, migs);
+	if (m && m->last_round)	/* e.g. "migrating web1: round 3, 412 MiB left" */
+		sd_notifyf(0, "STATUS=migrating %s to %s: round %u, %" PRIu64 " MiB left%s; serving %u VMs "
+			   "(%u running)", m->name, m->to, m->last_round, m->last_left >> 20,
+			   migs > 1 ? " (and more)" : "", n, live);
+	else
+		sd_notifyf(0, "STATUS=serving %u VMs (%u running), %u migrations out", n, live, migs);
 }
 
 /* ---------------- client output ---------------- */
@@ -244,7 +255,10 @@ struct info_store {
 	char *disks[AGENT_MAX_DISKS], *nets[AGENT_MAX_NETS];
 	char state[32];
 	char control[PATH_MAX], serial[PATH_MAX];
+	char detail[1536];
 };
+
+static void vm_exit_detail(const char *name, char *buf, size_t cap);
 
 static void vm_info(struct vm *v, struct info_store *s, int query)
 {
@@ -264,6 +278,10 @@ static void vm_info(struct vm *v, struct info_store *s, int query)
 	path_of(s->serial, sizeof(s->serial), v->rec.name, ".log");
 	s->info.control = s->control;
 	s->info.serial = s->serial;
+	if (!v->live && v->rec.exit_reason[0]) {
+		vm_exit_detail(v->rec.name, s->detail, sizeof(s->detail));
+		s->info.exit_detail = s->detail;
+	}
 	/* A migrated-away source copy may linger until reaped: never ask it. */
 	if (query && v->live && !v->mig && strcmp(v->rec.state, "incoming") &&
 	    strcmp(v->rec.state, "migrated")) {
@@ -302,13 +320,108 @@ static void reply_vm(struct client *c, uint64_t id, struct vm *v)
 	client_send(c, &r);
 }
 
+/* The last `want` non-empty lines of file (at most 4 KiB read from its end),
+ * each prefixed with `pfx`, appended to buf. \r is dropped (serial logs). */
+/* The last cap-1 bytes of file into tmp (not NUL-terminated); returns the
+ * count, <= 0 when the file is missing or empty. */
+static ssize_t read_file_end(const char *path, char *tmp, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	off_t sz = lseek(fd, 0, SEEK_END);
+	off_t from = sz > (off_t)cap - 1 ? sz - (off_t)cap + 1 : 0;
+	ssize_t n = pread(fd, tmp, cap - 1, from);
+	close(fd);
+	return n;
+}
+
+static void tail_lines(const char *path, int want, const char *pfx, char *buf, size_t cap)
+{
+	char tmp[4096];
+	ssize_t n = read_file_end(path, tmp, sizeof(tmp));
+	if (n <= 0)
+		return;
+	ssize_t k = 0;
+	for (ssize_t i = 0; i < n; i++)	/* drop \r and non-printing bytes but \n */
+		if (tmp[i] == '\n' || (tmp[i] >= ' ' && tmp[i] < 127) || tmp[i] == '\t')
+			tmp[k++] = tmp[i];
+	n = k;
+	tmp[n] = 0;
+	/* walk back over `want` non-empty lines */
+	char *start = tmp + n;
+	int got = 0;
+	while (start > tmp && got < want) {
+		char *e = start;
+		while (e > tmp && e[-1] == '\n')
+			e--;
+		if (e == tmp)
+			break;
+		char *b = e;
+		while (b > tmp && b[-1] != '\n')
+			b--;
+		start = b;
+		got++;
+	}
+	/* a partial first line (we started mid-file) is still useful */
+	for (char *l = start; *l;) {
+		char *nl = strchr(l, '\n');
+		if (nl)
+			*nl = 0;
+		if (*l) {
+			size_t len = strlen(buf);
+			snprintf(buf + len, cap - len, "%s%s\n", pfx, l);
+		}
+		if (!nl)
+			break;
+		l = nl + 1;
+	}
+}
+
+/* What a dead vmm left behind: its own last output and the guest's last
+ * serial lines (vmctl show prints it; agentd logs it on an unexpected exit). */
+static void vm_exit_detail(const char *name, char *buf, size_t cap)
+{
+	char path[PATH_MAX];
+	buf[0] = 0;
+	path_of(path, sizeof(path), name, ".vmm.log");
+	tail_lines(path, 6, "vmm: | ", buf, cap);
+	path_of(path, sizeof(path), name, ".log");
+	tail_lines(path, 4, "serial: | ", buf, cap);
+}
+
 /* ---------------- supervision ---------------- */
 
 static void op_vm_gone(struct vm *v);
 
+static void vmm_last_line(const char *name, char *buf, size_t cap);
+
+/* v's vmm ended (reason: from its wait status, or "exit status unknown" for
+ * an adopted one). An unexpected end keeps the vmm's last error line in the
+ * record and logs the last lines of its output and of the serial console,
+ * so that "exited" always comes with why. */
 static void vm_exited(struct vm *v, const char *reason)
 {
+	char full[sizeof(v->rec.exit_reason)], last[300];
+	int expected = v->stopping || !strcmp(v->rec.state, "migrated") || !strcmp(v->rec.state, "aborted");
+
+	/* called twice for a VM that died while migrating out (here with
+	 * v->mig, then from mig_finish with the reason kept): add once */
+	int again = strstr(reason, "; last vmm output: ") != NULL;
+	vmm_last_line(v->rec.name, last, sizeof(last));
+	snprintf(full, sizeof(full), "%s%s%s", reason,
+		 last[0] && !expected && !again ? "; last vmm output: " : "",
+		 expected || again ? "" : last);
+	reason = full;
+	if (!expected && !v->mig) {
+		char detail[1536];
+		vm_exit_detail(v->rec.name, detail, sizeof(detail));
+		logmsg("%s: vmm pid %d ended unexpectedly (%s); its last output:\n%s", v->rec.name,
+		       v->rec.pid, reason, detail);
+	}
 	v->live = 0;
+	for (unsigned i = 0; i < v->rec.nnets; i++)	/* agentd-made taps go with the vmm */
+		net_release(v->rec.name, i, v->rec.nets[i]);
 	if (v->pidfd >= 0) {
 		ev_io_stop(g.loop, &v->pidw);
 		close(v->pidfd);
@@ -319,8 +432,8 @@ static void vm_exited(struct vm *v, const char *reason)
 		snprintf(v->rec.exit_reason, sizeof(v->rec.exit_reason), "%s", reason);
 		return;
 	}
-	if (!strcmp(v->rec.state, "migrated")) {
-		/* expected end of the source copy */
+	if (!strcmp(v->rec.state, "migrated") || !strcmp(v->rec.state, "aborted")) {
+		/* expected end of the source copy / of an aborted incoming one */
 	} else {
 		snprintf(v->rec.state, sizeof(v->rec.state), "%s", v->stopping ? "stopped" : "exited");
 		snprintf(v->rec.exit_reason, sizeof(v->rec.exit_reason), "%s", reason);
@@ -423,6 +536,22 @@ static void adopt_all(void)
 			continue;
 		}
 		struct vm *v = vm_new(&r);
+		if (!strcmp(r.state, "migrated") && r.pid > 0 && kill(r.pid, 0) == 0 &&
+		    proc_start_time(r.pid) == r.pid_start) {
+			/* agentd died between the success and its Quit: a vmm
+			 * that keeps answering after success waits for it */
+			char sock[PATH_MAX];
+			Vmm__Request qq = VMM__REQUEST__INIT;
+			Vmm__Quit qu = VMM__QUIT__INIT;
+			qq.cmd_case = VMM__REQUEST__CMD_QUIT;
+			qq.quit = &qu;
+			path_of(sock, sizeof(sock), name, ".sock");
+			if (vmm_call_ok(sock, &qq, CTL_TIMEOUT_MS, NULL, &e) < 0)
+				kill(r.pid, SIGTERM);
+			logmsg("%s: told the migrated-away source vmm pid %d to quit", name, r.pid);
+			v->rec.pid = 0;
+			vm_save(v);
+		}
 		if (!is_live_state(r.state))
 			continue;
 		char sock[PATH_MAX];
@@ -473,13 +602,18 @@ static void adopt_all(void)
 static int spawn_vmm(struct vm *v, const char *incoming, struct err *err)
 {
 	char *argv[64];
-	char mem[32], cpus[16], sock[PATH_MAX], serial[PATH_MAX], out[PATH_MAX];
+	char mem[32], cpus[16], sock[PATH_MAX], serial[PATH_MAX], out[PATH_MAX], con[PATH_MAX];
 	int a = 0;
 	struct vm_record *r = &v->rec;
 
+	char nets[AGENT_MAX_NETS][AGENT_NET_MAX + 32];
+
 	for (unsigned i = 0; i < r->nnets; i++)
-		if (strncmp(r->nets[i], "tap=", 4))
-			return err_set(err, "net '%s': only tap=IF is supported by this vmm", r->nets[i]);
+		if (net_prepare(r->name, i, r->nets[i], nets[i], sizeof(nets[i]), err) < 0) {
+			for (unsigned j = 0; j < i; j++)
+				net_release(r->name, j, r->nets[j]);
+			return -1;
+		}
 	snprintf(mem, sizeof(mem), "%" PRIu64 "K", r->mem_bytes >> 10);
 	snprintf(cpus, sizeof(cpus), "%u", r->cpus);
 	path_of(sock, sizeof(sock), r->name, ".sock");
@@ -495,8 +629,13 @@ static int spawn_vmm(struct vm *v, const char *incoming, struct err *err)
 	argv[a++] = "--cpus"; argv[a++] = cpus;
 	argv[a++] = "--serial"; argv[a++] = serial;
 	argv[a++] = "--control"; argv[a++] = sock;
+	path_of(con, sizeof(con), r->name, ".console");
+	if (strlen(con) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		/* else no console (vmctl console says so): the VM still runs */
+		argv[a++] = "--console"; argv[a++] = con;
+	}
 	for (unsigned i = 0; i < r->ndisks; i++) { argv[a++] = "--disk"; argv[a++] = r->disks[i]; }
-	for (unsigned i = 0; i < r->nnets; i++) { argv[a++] = "--net"; argv[a++] = r->nets[i]; }
+	for (unsigned i = 0; i < r->nnets; i++) { argv[a++] = "--net"; argv[a++] = nets[i]; }
 	if (incoming) { argv[a++] = "--incoming"; argv[a++] = (char *)incoming; }
 	if (g.have_secret) { argv[a++] = "--secret-file"; argv[a++] = g.secret_path; }
 	argv[a] = NULL;
@@ -504,12 +643,15 @@ static int spawn_vmm(struct vm *v, const char *incoming, struct err *err)
 	/* a stale socket of a dead vmm would answer nothing; remove it */
 	unlink(sock);
 	int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (ofd < 0)
-		return err_errno(err, errno, "open %s", out);
+	if (ofd < 0) {
+		err_errno(err, errno, "open %s", out);
+		goto release;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(ofd);
-		return err_errno(err, errno, "fork");
+		err_errno(err, errno, "fork");
+		goto release;
 	}
 	if (pid == 0) {
 		sigset_t all;
@@ -535,6 +677,10 @@ static int spawn_vmm(struct vm *v, const char *incoming, struct err *err)
 	v->child.data = v;
 	ev_child_start(g.loop, &v->child);
 	return 0;
+release:
+	for (unsigned i = 0; i < r->nnets; i++)
+		net_release(r->name, i, r->nets[i]);
+	return -1;
 }
 
 static int vmm_status_ok(struct vm *v)
@@ -557,13 +703,7 @@ static void vmm_last_line(const char *name, char *buf, size_t cap)
 	char path[PATH_MAX], tmp[4096];
 	path_of(path, sizeof(path), name, ".vmm.log");
 	buf[0] = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t sz = lseek(fd, 0, SEEK_END);
-	off_t from = sz > (off_t)sizeof(tmp) - 1 ? sz - (off_t)sizeof(tmp) + 1 : 0;
-	ssize_t n = pread(fd, tmp, sizeof(tmp) - 1, from);
-	close(fd);
+	ssize_t n = read_file_end(path, tmp, sizeof(tmp));
 	if (n <= 0)
 		return;
 	tmp[n] = 0;
@@ -582,6 +722,26 @@ static void vmm_last_line(const char *name, char *buf, size_t cap)
 	snprintf(buf, cap, "%s", l);
 }
 
+/* Whether the vmm's own output (NAME.vmm.log, truncated at each spawn)
+ * contains needle, in its first or last 64 KiB. */
+static int vmm_log_has(const char *name, const char *needle)
+{
+	char path[PATH_MAX], buf[65536];
+	path_of(path, sizeof(path), name, ".vmm.log");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	int found = n > 0 && (buf[n] = 0, strstr(buf, needle) != NULL);
+	off_t sz = lseek(fd, 0, SEEK_END);
+	if (!found && sz > (off_t)sizeof(buf) - 1) {	/* and its last 64 KiB */
+		n = pread(fd, buf, sizeof(buf) - 1, sz - (off_t)sizeof(buf) + 1);
+		found = n > 0 && (buf[n] = 0, strstr(buf, needle) != NULL);
+	}
+	close(fd);
+	return found;
+}
+
 /* ---------------- ops ---------------- */
 
 static struct op *op_new(enum op_kind k, struct client *c, uint64_t id, const char *name)
@@ -593,6 +753,7 @@ static struct op *op_new(enum op_kind k, struct client *c, uint64_t id, const ch
 	op->c = c;
 	op->id = id;
 	op->logfd = -1;
+	op->confd = -1;
 	snprintf(op->name, sizeof(op->name), "%s", name ? name : "");
 	op->next = g.ops;
 	g.ops = op;
@@ -609,6 +770,8 @@ static void op_free(struct op *op)
 	ev_timer_stop(g.loop, &op->t);
 	if (op->logfd >= 0)
 		close(op->logfd);
+	if (op->confd >= 0)
+		close(op->confd);
 	free(op->vms);
 	free(op);
 }
@@ -632,10 +795,8 @@ static void run_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	if (!v->live) {
-		char msg[700], last[300];
-		vmm_last_line(v->rec.name, last, sizeof(last));
-		snprintf(msg, sizeof(msg), "vmm exited during start: %s%s%s", v->rec.exit_reason,
-			 last[0] ? ": " : "", last);
+		char msg[700];
+		snprintf(msg, sizeof(msg), "vmm exited during start: %s", v->rec.exit_reason);
 		reply_err(op->c, op->id, AGENT__ERROR_CODE__ERROR_FAILED, msg);
 		op_free(op);
 		return;
@@ -744,6 +905,57 @@ static void log_tick(struct ev_loop *loop, ev_timer *w, int revents)
 /* Progress for op's client. finished: this VM's migration ended; for an
  * evacuation the response stays ok (the evacuation goes on) and `succeeded`
  * tells the VM's own outcome, which vmctl shows in its final table. */
+/* The final statistics of a successful migration whose source vmm could
+ * not be asked (an old vmm exits right after success, before agentd's
+ * next MigrateStatus): recovered from the vmm's last words in NAME.vmm.log
+ * ("migrated to X: total N ms, downtime N ms, R rounds, B bytes sent (P
+ * pages, Z zero)"), else only agentd's own total time, and the fields that
+ * stay unknown are listed. */
+struct final_stats {
+	Vmm__MigrationStats st;
+	char *unknown[2];
+	size_t nunknown;
+};
+
+static void final_stats_recover(struct op *op, struct final_stats *f)
+{
+	char path[PATH_MAX], buf[8192];
+	unsigned long long total, down, bytes, pages, zero;
+	unsigned rounds;
+
+	vmm__migration_stats__init(&f->st);
+	f->nunknown = 0;
+	f->st.phase = VMM__MIGRATION_PHASE__MIGRATION_PHASE_DONE;
+	f->st.outcome = VMM__MIGRATION_OUTCOME__MIGRATION_OUTCOME_SUCCEEDED;
+	f->st.to = op->to;
+	path_of(path, sizeof(path), op->name, ".vmm.log");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		off_t sz = lseek(fd, 0, SEEK_END);
+		off_t from = sz > (off_t)sizeof(buf) - 1 ? sz - (off_t)sizeof(buf) + 1 : 0;
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *l = strstr(buf, ": migrated to ");
+		char *t = l ? strstr(l, ": total ") : NULL;
+		if (t && sscanf(t, ": total %llu ms, downtime %llu ms, %u rounds, %llu bytes sent (%llu pages, %llu zero)",
+				&total, &down, &rounds, &bytes, &pages, &zero) == 6) {
+			f->st.total_ms = total;
+			f->st.downtime_ms = down;
+			f->st.round = rounds;
+			f->st.bytes_sent = bytes;
+			f->st.pages_sent = pages;
+			f->st.zero_pages = zero;
+			return;
+		}
+	}
+	f->st.total_ms = op->t0_ms ? now_ms() - op->t0_ms : 0;	/* an upper bound */
+	f->unknown[f->nunknown++] = "downtime_ms";
+	f->unknown[f->nunknown++] = "bytes_sent";
+}
+
+static struct final_stats *cur_final;	/* set around a finishing send_progress */
+
 static void send_progress_ex(struct op *op, Vmm__MigrationStats *st, const char *msg, int finished,
 			     int more, int ok, const char *err, int succeeded)
 {
@@ -755,6 +967,11 @@ static void send_progress_ex(struct op *op, Vmm__MigrationStats *st, const char 
 	p.name = op->name;
 	p.to = op->to;
 	p.stats = st;
+	if (finished && cur_final) {
+		p.stats = &cur_final->st;
+		p.n_unknown = cur_final->nunknown;
+		p.unknown = cur_final->unknown;
+	}
 	p.message = (char *)msg;
 	p.finished = finished;
 	p.succeeded = finished && succeeded;
@@ -793,7 +1010,7 @@ static int peer_simple(const char *to, Agent__Request *q, Agent__Response **out,
 	return 0;
 }
 
-static void peer_named(const char *to, Agent__Request__CmdCase cc, const char *name)
+static int peer_named(const char *to, Agent__Request__CmdCase cc, const char *name)
 {
 	Agent__Request q = AGENT__REQUEST__INIT;
 	Agent__Commit cm = AGENT__COMMIT__INIT;
@@ -807,8 +1024,11 @@ static void peer_named(const char *to, Agent__Request__CmdCase cc, const char *n
 		ab.name = (char *)name;
 		q.abort_incoming = &ab;
 	}
-	if (peer_simple(to, &q, NULL, &e) < 0)
+	if (peer_simple(to, &q, NULL, &e) < 0) {
 		logmsg("%s: %s: %s", name, agent_cmd_name(cc), e.msg);
+		return -1;
+	}
+	return 0;
 }
 
 static int peer_runs(const char *to, const char *name)
@@ -861,7 +1081,16 @@ static void mig_finish(struct op *op, int ok, const char *msg, Vmm__MigrationSta
 			snprintf(v->rec.state, sizeof(v->rec.state), "running");
 		vm_save(v);
 	}
-	logmsg("%s: migration to %s %s: %s", op->name, op->to, ok ? "succeeded" : "failed", msg);
+	struct final_stats fin;
+	if (ok && !st) {	/* nothing read from the source vmm at the end */
+		final_stats_recover(op, &fin);
+		cur_final = &fin;
+		logmsg("%s: migration to %s succeeded: %s (total %" PRIu64 " ms, downtime %s, %s)",
+		       op->name, op->to, msg, fin.st.total_ms, fin.nunknown ? "unknown" : "from vmm log",
+		       fin.nunknown ? "bytes unknown" : "bytes from vmm log");
+	} else {
+		logmsg("%s: migration to %s %s: %s", op->name, op->to, ok ? "succeeded" : "failed", msg);
+	}
 	if (op->evac) {
 		struct op *ev = op->evac;
 		ev->running--;
@@ -879,6 +1108,7 @@ static void mig_finish(struct op *op, int ok, const char *msg, Vmm__MigrationSta
 		send_progress(op, st, msg, 1, 0, ok, ok ? NULL : msg);
 		op_free(op);
 	}
+	cur_final = NULL;
 	update_status();
 }
 
@@ -900,15 +1130,41 @@ static void mig_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	path_of(sock, sizeof(sock), op->name, ".sock");
 	q.cmd_case = VMM__REQUEST__CMD_MIGRATE_STATUS;
 	q.migrate_status = &ms;
+	if (!v->live && vmm_log_has(op->name, ": migrated to ")) {
+		/* The source vmm prints "migrated to" only once the destination
+		 * acknowledged GO (it then owns the guest), and exits. The
+		 * destination may still say INCOMING for a moment (it answers
+		 * GO_ACK before it resumes), so never ask WhoRuns here: an
+		 * ABORT in that window would kill the only copy. Commit,
+		 * retrying while the destination does not answer. */
+		if (peer_named(op->to, AGENT__REQUEST__CMD_COMMIT, op->name) == 0 || ++op->ticks > 120)
+			mig_finish(op, 1, "source vmm gone; destination runs the VM", NULL);
+		return;
+	}
 	if (!v->live || vmm_call_ok(sock, &q, CTL_TIMEOUT_MS, &r, &e) < 0) {
-		/* source vmm gone or mute: the destination tells who runs the VM */
+		/* source vmm gone (without handing over) or mute: the
+		 * destination tells who runs the VM */
 		int runs = peer_runs(op->to, op->name);
 		if (runs == 1) {
 			peer_named(op->to, AGENT__REQUEST__CMD_COMMIT, op->name);
 			mig_finish(op, 1, "source vmm gone; destination runs the VM", NULL);
-		} else if (!v->live || ++op->ticks > 20) {
-			if (runs == 0)
-				peer_named(op->to, AGENT__REQUEST__CMD_ABORT_INCOMING, op->name);
+			return;
+		}
+		op->ticks++;
+		if (runs < 0) {
+			/* "don't know" is not "no": keep asking (the VM may run
+			 * there), give up only after about a minute */
+			if (op->ticks > 120)
+				mig_finish(op, 0, v->live ? "source vmm does not answer and the destination "
+					   "cannot tell who runs the VM" : "source vmm exited during "
+					   "migration; the destination cannot tell whether it runs the VM", NULL);
+			return;
+		}
+		/* runs == 0: the destination does not run it. Ask twice (>= 0.5 s
+		 * apart) before aborting: a destination that just got GO turns
+		 * from INCOMING to running within milliseconds. */
+		if ((!v->live && op->ticks >= 2) || op->ticks > 20) {
+			peer_named(op->to, AGENT__REQUEST__CMD_ABORT_INCOMING, op->name);
 			mig_finish(op, 0, v->live ? e.msg : "source vmm exited during migration", NULL);
 		}
 		return;
@@ -920,6 +1176,11 @@ static void mig_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	if (st->phase != VMM__MIGRATION_PHASE__MIGRATION_PHASE_DONE) {
+		if (st->round != op->last_round || st->bytes_remaining != op->last_left) {
+			op->last_round = st->round;
+			op->last_left = st->bytes_remaining;
+			update_status();
+		}
 		send_progress(op, st, vmm_phase_name(st->phase), 0, 1, 1, NULL);
 		vmm__response__free_unpacked(r, NULL);
 		return;
@@ -1001,6 +1262,7 @@ static int mig_start(struct op *op, struct vm *v, struct err *err)
 		return err_prefix(err, "source vmm refused migrate");
 	}
 	v->mig = op;
+	op->t0_ms = now_ms();
 	snprintf(v->rec.state, sizeof(v->rec.state), "migrating");
 	/* Invariant: a record in state "migrating" names its destination in
 	 * migrated_to, so an agentd restarted mid-migration can resume the
@@ -1243,6 +1505,81 @@ static void h_log(struct client *c, Agent__Request *q)
 	ev_feed_event(g.loop, &op->t, EV_TIMER);
 }
 
+static struct op *console_op(const char *name)
+{
+	for (struct op *op = g.ops; op; op = op->next)
+		if (op->kind == OP_LOG && op->confd >= 0 && !strcmp(op->name, name))
+			return op;
+	return NULL;
+}
+
+/* Console attach: connect to the vmm's --console socket and stream the
+ * serial log from its current end. Console input: write it there. */
+static void h_console(struct client *c, Agent__Request *q)
+{
+	Agent__Console *cq = q->console;
+	struct op *op = console_op(cq->name);
+	char path[PATH_MAX], msg[PATH_MAX + 100];
+
+	if (!cq->attach) {
+		if (!op || op->c != c)
+			return reply_err(c, q->id, AGENT__ERROR_CODE__ERROR_BUSY,
+					 "console input without an attached console on this connection");
+		for (size_t off = 0; off < cq->input.len;) {
+			/* non-blocking: the vmm drains its socket into the UART
+			 * FIFO; a full socket buffer means the guest reads none */
+			ssize_t n = send(op->confd, cq->input.data + off, cq->input.len - off,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return reply_err(c, q->id, AGENT__ERROR_CODE__ERROR_FAILED,
+						 n < 0 && errno == EAGAIN ?
+						 "console input dropped: the guest does not read its serial port" :
+						 "console: the vmm closed its console");
+			off += (size_t)n;
+		}
+		return;
+	}
+	struct vm *v = need_live(c, q->id, cq->name);
+	if (!v)
+		return;
+	if (op)
+		return reply_err(c, q->id, AGENT__ERROR_CODE__ERROR_BUSY,
+				 "another console is attached to this VM");
+	path_of(path, sizeof(path), v->rec.name, ".console");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return reply_err(c, q->id, AGENT__ERROR_CODE__ERROR_FAILED,
+				 "no console: the state dir path is too long for a Unix socket");
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		snprintf(msg, sizeof(msg), "console %s: %s (a vmm started without --console?)", path,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return reply_err(c, q->id, AGENT__ERROR_CODE__ERROR_FAILED, msg);
+	}
+	op = op_new(OP_LOG, c, q->id, v->rec.name);
+	op->confd = fd;
+	op->follow = 1;
+	struct stat sb;
+	path_of(path, sizeof(path), v->rec.name, ".log");
+	op->off = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	/* an empty first chunk tells the client it is attached */
+	Agent__Response r = AGENT__RESPONSE__INIT;
+	Agent__LogChunk ch = AGENT__LOG_CHUNK__INIT;
+	ch.offset = op->off;
+	r.id = q->id;
+	r.ok = 1;
+	r.more = 1;
+	r.result_case = AGENT__RESPONSE__RESULT_LOG;
+	r.log = &ch;
+	client_send(c, &r);
+	op_timer(op, log_tick, 0.05);
+}
+
 static void h_migrate(struct client *c, Agent__Request *q)
 {
 	struct vm *v = need_vm(c, q->id, q->migrate->name);
@@ -1346,6 +1683,7 @@ static void handle_local(struct client *c, Agent__Request *q)
 	case AGENT__REQUEST__CMD_PAUSE:		return h_ctl(c, q, q->pause->name, VMM__REQUEST__CMD_PAUSE);
 	case AGENT__REQUEST__CMD_RESUME:	return h_ctl(c, q, q->resume->name, VMM__REQUEST__CMD_RESUME);
 	case AGENT__REQUEST__CMD_LOG:		return h_log(c, q);
+	case AGENT__REQUEST__CMD_CONSOLE:	return h_console(c, q);
 	case AGENT__REQUEST__CMD_MIGRATE:	return h_migrate(c, q);
 	case AGENT__REQUEST__CMD_MIGRATE_CANCEL: return h_migrate_cancel(c, q);
 	case AGENT__REQUEST__CMD_EVACUATE:	return h_evacuate(c, q);
@@ -1503,21 +1841,33 @@ static void peer_prepare(Agent__Request *q, Agent__Response *r, Agent__PrepareRe
 		return;
 	}
 	vm_save(v);
-	/* wait (bounded) until the incoming vmm answers on its control socket */
-	for (int i = 0; i < 100; i++) {
+	/* wait (bounded: 8 s, under the source's 10 s peer timeout) until the
+	 * incoming vmm listens and answers on its control socket */
+	int ready = 0;
+	for (int i = 0; i < 160 && !ready; i++) {
 		int ws;
 		if (waitpid(v->rec.pid, &ws, WNOHANG) == v->rec.pid) {
-			char reason[160], last[300];
+			char reason[160];
 			ev_child_stop(g.loop, &v->child);
 			agent_exit_reason(ws, reason, sizeof(reason));
 			vm_exited(v, reason);
-			vmm_last_line(v->rec.name, last, sizeof(last));
-			snprintf(msg, cap, "incoming vmm exited: %s%s%s", reason, last[0] ? ": " : "", last);
+			snprintf(msg, cap, "incoming vmm exited: %s", v->rec.exit_reason);
 			return;
 		}
-		if (vmm_status_ok(v))
-			break;
-		usleep(50000);
+		/* The control socket opens before the vmm listens for the
+		 * source: answering then let the source's connect be refused.
+		 * The vmm prints "incoming: listening on" after listen(). */
+		ready = vmm_log_has(v->rec.name, "incoming: listening on") && vmm_status_ok(v);
+		if (!ready)
+			usleep(50000);
+	}
+	if (!ready) {
+		kill(v->rec.pid, SIGKILL);
+		v->stopping = 1;
+		snprintf(v->rec.state, sizeof(v->rec.state), "aborted");
+		vm_save(v);
+		snprintf(msg, cap, "incoming vmm did not listen within 8 s (killed)");
+		return;
 	}
 	logmsg("%s: incoming from %s on port %d (vmm pid %d)", rec.name, rec.source, port, v->rec.pid);
 	r->ok = 1;
@@ -1525,6 +1875,27 @@ static void peer_prepare(Agent__Request *q, Agent__Response *r, Agent__PrepareRe
 	r->result_case = AGENT__RESPONSE__RESULT_PREPARED;
 	r->prepared = pr;
 	update_status();
+}
+
+/* v's vmm answers Status with RUNNING or PAUSED (an incoming vmm that has
+ * received the guest and GO). */
+static int vm_runs_guest(struct vm *v)
+{
+	char sock[PATH_MAX];
+	struct err e;
+	int runs = 0;
+	Vmm__Request vq = VMM__REQUEST__INIT;
+	Vmm__Status vs = VMM__STATUS__INIT;
+	Vmm__Response *vr = NULL;
+	vq.cmd_case = VMM__REQUEST__CMD_STATUS;
+	vq.status = &vs;
+	path_of(sock, sizeof(sock), v->rec.name, ".sock");
+	if (vmm_call_ok(sock, &vq, CTL_TIMEOUT_MS, &vr, &e) == 0) {
+		runs = vr->status && (vr->status->state == VMM__VM_STATE__VM_STATE_RUNNING ||
+				      vr->status->state == VMM__VM_STATE__VM_STATE_PAUSED);
+		vmm__response__free_unpacked(vr, NULL);
+	}
+	return runs;
 }
 
 static void handle_peer(Agent__Request *q, Agent__Response *r, char *msg, size_t cap)
@@ -1564,6 +1935,15 @@ static void handle_peer(Agent__Request *q, Agent__Response *r, char *msg, size_t
 		return;
 	case AGENT__REQUEST__CMD_ABORT_INCOMING:
 		v = vm_find(q->abort_incoming->name);
+		if (v && !strcmp(v->rec.state, "incoming") && v->live && vm_runs_guest(v)) {
+			/* it received GO: this copy is the guest now; killing
+			 * it would lose the VM. Keep it (the source commits). */
+			snprintf(msg, cap, "%s already runs here (received the guest): not aborting",
+				 v->rec.name);
+			logmsg("%s: refused AbortIncoming: the incoming vmm already runs the guest",
+			       v->rec.name);
+			return;
+		}
 		if (v && !strcmp(v->rec.state, "incoming")) {
 			if (v->live)
 				kill(v->rec.pid, SIGKILL);
@@ -1601,6 +1981,15 @@ static void handle_peer(Agent__Request *q, Agent__Response *r, char *msg, size_t
 						   vr->status->state == VMM__VM_STATE__VM_STATE_PAUSED))
 					who.runs = 1;
 				vmm__response__free_unpacked(vr, NULL);
+			} else if (!strcmp(v->rec.state, "running")) {
+				who.runs = 1;	/* committed here, just slow to answer */
+			} else {
+				/* a mute incoming vmm may already run the guest:
+				 * "cannot tell", never "no" */
+				r->ok = 0;
+				r->result_case = AGENT__RESPONSE__RESULT__NOT_SET;
+				r->who = NULL;
+				snprintf(msg, cap, "cannot tell whether %s runs here: %s", v->rec.name, e.msg);
 			}
 		}
 		return;

@@ -43,6 +43,7 @@ const char *agent_cmd_name(Agent__Request__CmdCase c)
 	case AGENT__REQUEST__CMD_MIGRATE_CANCEL:	return "migrate-cancel";
 	case AGENT__REQUEST__CMD_EVACUATE:		return "evacuate";
 	case AGENT__REQUEST__CMD_VERSION:		return "version";
+	case AGENT__REQUEST__CMD_CONSOLE:		return "console";
 	case AGENT__REQUEST__CMD_PREPARE_INCOMING:	return "prepare-incoming";
 	case AGENT__REQUEST__CMD_COMMIT:		return "commit";
 	case AGENT__REQUEST__CMD_WHO_RUNS:		return "who-runs";
@@ -101,6 +102,10 @@ int agent_request_check(const Agent__Request *req, int peer, Agent__ErrorCode *c
 	case AGENT__REQUEST__CMD_PAUSE:	return need_name(req->pause->name, err);
 	case AGENT__REQUEST__CMD_RESUME: return need_name(req->resume->name, err);
 	case AGENT__REQUEST__CMD_LOG:	return need_name(req->log->name, err);
+	case AGENT__REQUEST__CMD_CONSOLE:
+		if (req->console->input.len > 65536)
+			return err_set(err, "console: at most 64 KiB of input per request");
+		return need_name(req->console->name, err);
 	case AGENT__REQUEST__CMD_MIGRATE:
 		if (need_name(req->migrate->name, err) < 0)
 			return -1;
@@ -151,12 +156,15 @@ int vmm_call(const char *sock, Vmm__Request *req, int timeout_ms, Vmm__Response 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return err_errno(err, errno, "socket");
+	/* Before connect: SO_SNDTIMEO also bounds a Unix connect, which
+	 * blocks while the listener's backlog is full (a wedged vmm that
+	 * accepts nothing, after enough earlier calls timed out). */
+	set_timeouts(fd, timeout_ms);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 		close(fd);
-		return err_errno(err, e, "connect %s", sock);
+		return err_errno(err, e == EAGAIN ? ETIMEDOUT : e, "connect %s", sock);
 	}
-	set_timeouts(fd, timeout_ms);
 	if (!req->api_version)
 		req->api_version = VMM_API_VERSION;
 	if (!req->id)
@@ -234,6 +242,56 @@ int agent_split_hostport(const char *s, char *host, size_t hostlen, int *port, s
 	return 0;
 }
 
+/* getaddrinfo bounded in time: a numeric address never asks a resolver; a
+ * name is resolved with getaddrinfo_a and abandoned after timeout_ms
+ * (EAI_AGAIN), so a dead DNS server cannot stall agentd's event loop. The
+ * request lives on the heap: one that cannot be cancelled still writes
+ * into it later, so it is then deliberately leaked (a few hundred bytes
+ * per abandoned lookup). */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char host[256], port[16];
+};
+
+static int resolve_bounded(const char *host, const char *port, const struct addrinfo *hints,
+			   int timeout_ms, struct addrinfo **res)
+{
+	struct addrinfo h = *hints;
+	h.ai_flags |= AI_NUMERICHOST;
+	if (getaddrinfo(host, port, &h, res) == 0)
+		return 0;
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (!l)
+		return EAI_MEMORY;
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	snprintf(l->port, sizeof(l->port), "%s", port);
+	l->hints = *hints;
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	struct gaicb *list[1] = { &l->cb };
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
+	int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc) {
+		free(l);
+		return rc;
+	}
+	do
+		rc = gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	while (rc == EAI_INTR);
+	if (rc == EAI_AGAIN) {
+		if (gai_cancel(&l->cb) == EAI_CANCELED)
+			free(l);
+		return EAI_AGAIN;
+	}
+	rc = gai_error(&l->cb);
+	if (rc == 0)
+		*res = l->cb.ar_result;
+	free(l);
+	return rc;
+}
+
 int tcp_connect(const char *host, int port, int timeout_ms, struct err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
@@ -241,9 +299,10 @@ int tcp_connect(const char *host, int port, int timeout_ms, struct err *err)
 	int fd = -1, rc, e = 0;
 
 	snprintf(ps, sizeof(ps), "%d", port);
-	rc = getaddrinfo(host, ps, &hints, &res);
+	rc = resolve_bounded(host, ps, &hints, timeout_ms, &res);
 	if (rc)
-		return err_set(err, "resolve %s: %s", host, gai_strerror(rc));
+		return err_set(err, "resolve %s: %s", host, rc == EAI_AGAIN ?
+			       "no answer from the resolver in time" : gai_strerror(rc));
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0) {

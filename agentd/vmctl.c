@@ -6,6 +6,7 @@
  *     list                     name, state, host, cpus, mem, uptime
  *     show NAME
  *     log NAME [--follow]
+ *     console NAME [--linger SEC]   (interactive serial; Ctrl-] detaches)
  *     pause|resume NAME
  *     stop NAME [--force]
  *     migrate NAME --to HOST[:PORT] [--downtime MS] [--bandwidth MBPS] [--no-progress]
@@ -21,11 +22,14 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agentd/agent.h"
@@ -40,6 +44,8 @@ static const char usage_text[] =
 	"  run NAME --kernel F [--initrd F] [--cmdline S] [--mem SIZE] [--cpus N]\n"
 	"           [--disk PATH]... [--net tap=IF|bridge=BR]...\n"
 	"  list | show NAME | log NAME [--follow] | pause NAME | resume NAME | stop NAME [--force]\n"
+	"  console NAME [--linger SEC]   interactive serial console (Ctrl-] detaches; with stdin\n"
+	"                                not a terminal: send it, show output for SEC more seconds)\n"
 	"  migrate NAME --to HOST[:PORT] [--downtime MS] [--bandwidth MBPS] [--no-progress]\n"
 	"  migrate --cancel NAME\n"
 	"  evacuate --to HOST[,HOST...] [--parallel N] [--no-progress]\n"
@@ -172,6 +178,7 @@ static void json_vm(const Agent__VmInfo *v)
 	printf("],\"nets\":[");
 	for (size_t i = 0; d && i < d->n_nets; i++) { if (i) putchar(','); jstr(d->nets[i]); }
 	printf("],\"exit_reason\":"); jstr(v->exit_reason);
+	printf(",\"exit_detail\":"); jstr(v->exit_detail);
 	printf(",\"migrated_to\":"); jstr(v->migrated_to);
 	printf(",\"control\":"); jstr(v->control);
 	printf(",\"serial\":"); jstr(v->serial);
@@ -204,6 +211,7 @@ static void show_vm(const Agent__VmInfo *v)
 	for (size_t i = 0; d && i < d->n_nets; i++) printf("net:         %s\n", d->nets[i]);
 	if (v->exit_reason && v->exit_reason[0]) printf("exit reason: %s\n", v->exit_reason);
 	if (v->migrated_to && v->migrated_to[0]) printf("migrated to: %s\n", v->migrated_to);
+	if (v->exit_detail && v->exit_detail[0]) printf("last output:\n%s", v->exit_detail);
 	printf("control:     %s\n", v->control);
 	printf("serial log:  %s\n", v->serial);
 }
@@ -425,12 +433,45 @@ static void print_progress(const Agent__MigrateProgress *p, int quiet)
 			       ",\"bytes_remaining\":%" PRIu64 ",\"downtime_ms\":%" PRIu64 ",\"total_ms\":%" PRIu64,
 			       vmm_phase_name(s->phase), vmm_outcome_name(s->outcome), s->round,
 			       s->bytes_sent, s->bytes_remaining, s->downtime_ms, s->total_ms);
+		printf(",\"unknown\":[");
+		for (size_t i = 0; i < p->n_unknown; i++) {
+			if (i)
+				putchar(',');
+			jstr(p->unknown[i]);
+		}
+		printf("]");
 		printf("}\n");
 		fflush(stdout);
 		return;
 	}
 	if (quiet && !p->finished)
 		return;
+	static int tty = -1, bar_shown;
+	if (tty < 0)
+		tty = isatty(1);
+	if (tty && s && !p->finished) {
+		/* one live line: phase, %, MiB/s, dirty rate, ETA */
+		uint64_t total = s->ram_bytes ? s->ram_bytes : s->bytes_sent + s->bytes_remaining;
+		unsigned pct = total ? (unsigned)(100 - (s->bytes_remaining > total ? total :
+							s->bytes_remaining) * 100 / total) : 0;
+		char eta[32] = "?";
+		if (s->bandwidth_bps)
+			snprintf(eta, sizeof(eta), "%" PRIu64 "s", s->bytes_remaining / s->bandwidth_bps);
+		char bar[21];
+		for (unsigned i = 0; i < 20; i++)
+			bar[i] = i < pct / 5 ? '#' : '.';
+		bar[20] = 0;
+		printf("\r\033[K%s -> %s: %-9s [%s] %3u%% round %u, %.1f MiB/s, dirty %" PRIu64
+		       " pages/s, ETA %s", p->name, p->to, vmm_phase_name(s->phase), bar, pct, s->round,
+		       (double)s->bandwidth_bps / (1 << 20), s->dirty_rate_pps, eta);
+		fflush(stdout);
+		bar_shown = 1;
+		return;
+	}
+	if (bar_shown) {
+		printf("\r\033[K");
+		bar_shown = 0;
+	}
 	if (!s) {
 		printf("%s -> %s: %s\n", p->name, p->to, p->message);
 	} else if (!p->finished) {
@@ -439,9 +480,25 @@ static void print_progress(const Agent__MigrateProgress *p, int quiet)
 		       vmm_phase_name(s->phase), s->round, s->bytes_sent >> 20, s->bytes_remaining >> 20,
 		       s->bandwidth_bps >> 20, s->dirty_rate_pps, s->throttle_pct);
 	} else {
-		printf("%s -> %s: %s (%s) in %" PRIu64 " ms, downtime %" PRIu64 " ms, %" PRIu64 " MiB sent\n",
-		       p->name, p->to, p->message, vmm_outcome_name(s->outcome), s->total_ms,
-		       s->downtime_ms, s->bytes_sent >> 20);
+		/* fields agentd could not read are named, never shown as 0 */
+		int no_down = 0, no_bytes = 0;
+		char down[48], bytes[48];
+		for (size_t i = 0; i < p->n_unknown; i++) {
+			no_down |= !strcmp(p->unknown[i], "downtime_ms");
+			no_bytes |= !strcmp(p->unknown[i], "bytes_sent");
+		}
+		if (no_down)
+			snprintf(down, sizeof(down), "unknown");
+		else
+			snprintf(down, sizeof(down), "%" PRIu64 " ms", s->downtime_ms);
+		if (no_bytes)
+			snprintf(bytes, sizeof(bytes), "unknown");
+		else
+			snprintf(bytes, sizeof(bytes), "%.1f MiB", (double)s->bytes_sent / (1 << 20));
+		printf("%s -> %s: %s (%s) in %" PRIu64 " ms, downtime %s, %s sent%s\n", p->name, p->to,
+		       p->message, vmm_outcome_name(s->outcome), s->total_ms, down, bytes,
+		       no_down || no_bytes ? " (the source vmm exited before agentd read its final "
+					     "statistics)" : "");
 	}
 	fflush(stdout);
 }
@@ -595,6 +652,115 @@ static int cmd_migrate(int argc, char **argv, int evacuate)
 	return stream_progress(&q, quiet, 0);
 }
 
+/* vmctl console NAME [--linger SEC]: the guest's serial output (from now
+ * on) to stdout, stdin to its serial input. On a terminal: raw mode, Ctrl-]
+ * detaches. When stdin ends (a script), output keeps streaming for
+ * --linger seconds (default 2) so the guest's answer is seen, then exit 0. */
+static struct termios con_saved;
+static int con_raw;
+static void con_restore(void)
+{
+	if (con_raw)
+		tcsetattr(0, TCSANOW, &con_saved);
+}
+
+static int cmd_console(int argc, char **argv)
+{
+	static const struct option opts[] = { { "linger", required_argument, NULL, 'l' },
+					      { NULL, 0, NULL, 0 } };
+	uint32_t linger = 2;
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'l')
+			linger = parse_u32("--linger", optarg);
+		else
+			usage_error("console: unknown option '%s'", argv[optind - 1]);
+	}
+	if (optind + 1 != argc)
+		usage_error("console: want exactly one VM name");
+	target = argv[optind];
+
+	Agent__Request q = AGENT__REQUEST__INIT;
+	Agent__Console c = AGENT__CONSOLE__INIT;
+	c.name = (char *)target;
+	c.attach = 1;
+	q.cmd_case = AGENT__REQUEST__CMD_CONSOLE;
+	q.console = &c;
+	send_req(&q);
+	Agent__Response *r = recv_resp();
+	if (!r->ok)
+		fail_resp(r);
+	agent__response__free_unpacked(r, NULL);
+
+	int tty = isatty(0);
+	if (tty && tcgetattr(0, &con_saved) == 0) {
+		struct termios raw = con_saved;
+		cfmakeraw(&raw);
+		con_raw = tcsetattr(0, TCSANOW, &raw) == 0;
+		atexit(con_restore);
+		fprintf(stderr, "vmctl: console %s attached (Ctrl-] detaches)\r\n", target);
+	}
+	int in_open = 1;
+	struct timespec eof_at = { 0, 0 };
+	for (;;) {
+		struct pollfd p[2] = { { conn_fd, POLLIN, 0 }, { 0, POLLIN, 0 } };
+		int timeout = -1;
+		if (!in_open) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long ms = (long)(eof_at.tv_sec - now.tv_sec) * 1000 +
+				  (eof_at.tv_nsec - now.tv_nsec) / 1000000 + (long)linger * 1000;
+			if (ms <= 0)
+				return EX_OK;
+			timeout = (int)ms;
+		}
+		if (poll(p, in_open ? 2 : 1, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			fail(EX_FAIL, strerror(errno));
+		}
+		if (p[0].revents) {
+			r = recv_resp();
+			if (!r->ok)
+				fail_resp(r);
+			if (r->log && r->log->data.len) {
+				struct err e;
+				if (fdio_write_full(1, r->log->data.data, r->log->data.len, &e) < 0)
+					return EX_FAIL;
+			}
+			if (!r->more) {
+				con_restore();
+				fprintf(stderr, "\nvmctl: console %s: the VM stopped running here\n", target);
+				return EX_OK;
+			}
+			agent__response__free_unpacked(r, NULL);
+		}
+		if (in_open && p[1].revents) {
+			uint8_t buf[4096];
+			ssize_t n = read(0, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (tty && n > 0 && memchr(buf, 0x1d, (size_t)n)) {	/* Ctrl-] */
+				con_restore();
+				fprintf(stderr, "\nvmctl: console %s detached\n", target);
+				return EX_OK;
+			}
+			if (n <= 0) {
+				in_open = 0;
+				clock_gettime(CLOCK_MONOTONIC, &eof_at);
+				continue;
+			}
+			Agent__Console in = AGENT__CONSOLE__INIT;
+			in.name = (char *)target;
+			in.input.data = buf;
+			in.input.len = (size_t)n;
+			q.console = &in;
+			send_req(&q);
+		}
+	}
+}
+
 static int cmd_version(int argc, char **argv)
 {
 	no_more(argc, argv);
@@ -636,7 +802,7 @@ int main(int argc, char **argv)
 	argc -= i;
 	argv += i;
 	static const char *const known[] = { "run", "list", "show", "log", "pause", "resume", "stop",
-					     "migrate", "evacuate", "version", NULL };
+					     "migrate", "evacuate", "version", "console", NULL };
 	int ok = 0;
 	for (int k = 0; known[k]; k++)
 		ok |= !strcmp(cmd, known[k]);
@@ -659,6 +825,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "list")) { optind = 1; return cmd_list(argc, argv); }
 	if (!strcmp(cmd, "show")) return cmd_named(argc, argv, AGENT__REQUEST__CMD_SHOW);
 	if (!strcmp(cmd, "log")) return cmd_named(argc, argv, AGENT__REQUEST__CMD_LOG);
+	if (!strcmp(cmd, "console")) return cmd_console(argc, argv);
 	if (!strcmp(cmd, "pause")) return cmd_named(argc, argv, AGENT__REQUEST__CMD_PAUSE);
 	if (!strcmp(cmd, "resume")) return cmd_named(argc, argv, AGENT__REQUEST__CMD_RESUME);
 	if (!strcmp(cmd, "stop")) return cmd_named(argc, argv, AGENT__REQUEST__CMD_STOP);
