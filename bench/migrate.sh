@@ -22,14 +22,9 @@
 # Usage: bench/migrate.sh [RUNS]
 set -eu
 # Run in a network namespace of our own with loopback up (the lab's lo is down).
-if [ -z "${BENCH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
-    ns=benchmig.$$
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    set +e
-    BENCH_IN_NETNS=1 ip netns exec "$ns" sh "$0" "$@"; rc=$?
-    ip netns del "$ns"
-    exit $rc
+. bench/netns.sh
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
+    bench_reexec_in_netns benchmig "$@"
 fi
 RUNS=${1:-3}
 CAP=${BENCH_MIG_CAP:-60}
@@ -72,12 +67,17 @@ ours() { # CASE
             [ $n -lt 600 ] && kill -0 $dp 2>/dev/null || { warn "ours: destination did not listen"; cat "$dlog.err" >&2; stop_pid $cur; return 1; }
         done
         k=$(hb_count "$curlog")
+        # how far the guest workload got (dirtier passes/pages): compare like with like
+        warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         t0=$(now_ms)
         $VMM ctl "$cursock" migrate --to 127.0.0.1:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp; break; }
         echo '{}' > "$T/ms.json"
         while kill -0 $cur 2>/dev/null; do
             $VMM ctl "$cursock" migrate-status --json > "$T/ms.new" 2>/dev/null && mv "$T/ms.new" "$T/ms.json" || true
             grep -Eq '"outcome":"(not converged|not_converged|failed|cancelled)' "$T/ms.json" && break
+            # success: the source lingers answering migrate-status until quit
+            grep -q "migrated to 127.0.0.1:$PORT: total" "$curlog.err" 2>/dev/null &&
+                { $VMM ctl "$cursock" quit >/dev/null 2>&1 || true; break; }
             if [ $(($(now_ms) - t0)) -gt $((CAP * 1000)) ]; then
                 $VMM ctl "$cursock" migrate-cancel >/dev/null 2>&1 || true
                 sleep 1; $VMM ctl "$cursock" migrate-status --json > "$T/ms.json" 2>/dev/null || true
@@ -86,6 +86,7 @@ ours() { # CASE
             sleep 0.2
         done
         sum=$(grep "migrated to 127.0.0.1:$PORT: total" "$curlog.err" 2>/dev/null || true)
+        slog=$curlog
         if [ -n "$sum" ]; then
             wait $cur 2>/dev/null || warn "ours: source exit status $? after success"
             tot=$(echo "$sum" | sed -n 's/.*total \([0-9]*\) ms.*/\1/p')
@@ -107,6 +108,9 @@ ours() { # CASE
             emit "$1" ours $i false "$(jfield "$T/ms.json" total_ms)" null "$(jfield "$T/ms.json" bytes_sent)" "$r"
             stop_pid $dp
         fi
+        # where the seconds went (source phases, destination load/resume), for humans
+        { grep -h "migration phases" "$slog.err"; grep -h "incoming: migration complete" "$dlog.err"; } 2>/dev/null |
+            sed "s/^/bench: ours $1 run $i: /" >&2 || true
         i=$((i + 1))
     done
     stop_pid $cur
@@ -132,6 +136,8 @@ qemu_mig() { # CASE best(0|1)
             $QMON "$dmon" cmd "migrate_incoming tcp:127.0.0.1:$PORT"
         fi
         k=$(hb_count "$curlog")
+        # how far the guest workload got (dirtier passes/pages): compare like with like
+        warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         $QMON "$curmon" cmd "migrate -d tcp:127.0.0.1:$PORT"
         res=$($QMON "$curmon" wait-migrate "$CAP" || true)
         echo "$res" > "$T/qm.json"

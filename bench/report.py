@@ -80,6 +80,30 @@ for case in ("idle", "hot64"):
             note = f"vs {pname}" + (", converged runs" if conv_only else ", all runs")
             table.append((f"migrate {case}: {label}", o, q, ratio, unit, note))
 
+# virtio-net / virtio-blk throughput (bench/io.sh): MB/s, ours vs each QEMU configuration.
+IO_PEERS = (("qemu", {"net": "QEMU defaults (userspace virtio-net, vhost=off)",
+                      "blk": "QEMU cache=writeback (same semantics as ours)"}),
+            ("qemu-vhost", {"net": "QEMU vhost-net",
+                            "blk": "QEMU cache=writethrough"}))
+
+def iomed(bench, vmm, field, val):
+    v = [r["mbps"] for r in rows if r["bench"] == bench and r["vmm"] == vmm and r[field] == val]
+    return (statistics.median(v), len(v)) if v else (None, 0)
+
+for bench, field, vals in (("net", "dir", (("host_to_guest", "virtio-net host->guest"),
+                                           ("guest_to_host", "virtio-net guest->host"))),
+                           ("blk", "op", (("write", "virtio-blk seq write+fdatasync"),
+                                          ("read", "virtio-blk seq read")))):
+    for val, label in vals:
+        o, no = iomed(bench, "ours", field, val)
+        for peer, pnames in IO_PEERS:
+            q, nq = iomed(bench, peer, field, val)
+            if o is not None and q is not None:
+                table.append((label, o, q, o / q if q else None, "MB/s",
+                              f"vs {pnames[bench]}, median of {min(no, nq)}"))
+            elif o is not None:
+                table.append((label, o, None, None, "MB/s", f"vs {pnames[bench]}: no peer result"))
+
 def cell(v, w=10):
     if v is None:
         return f"{'-':>{w}}"
@@ -91,44 +115,121 @@ print()
 print(f"{'measure':38} {'ours':>10} {'peer':>10} {'ratio':>7}  unit  note")
 for m, o, p, ratio, unit, note in table:
     print(f"{m:38} {cell(o)} {cell(p)} {cell(ratio, 7) if ratio is None else f'{ratio:7.2f}'}  {unit:5} {note}")
-print(f"(where: {where}; lower ratio is better for times, sizes, downtime, gaps and RSS, higher for GB/s)")
+print(f"(where: {where}; lower ratio is better for times, sizes, downtime, gaps and RSS, higher for GB/s and MB/s)")
 
+def guest_kernel():
+    try:
+        root = subprocess.run(["tests/lab/kernel.sh"], capture_output=True, text=True).stdout.strip()
+        return sorted(os.listdir(os.path.join(root, "lib", "modules")))[0]
+    except Exception:
+        return "unknown"
+
+def git_rev():
+    rev = ver(["git", "rev-parse", "--short=12", "HEAD"])
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    return rev + ("-dirty" if dirty else "")
+
+environment = {
+    "where": where,
+    "description": ("nested lab: QEMU TCG (-cpu qemu64,+svm,+npt, 2 emulated CPUs, 4 GiB) running Debian's kernel, "
+                    "both VMMs on its kvm-amd; everything emulated, only ratios mean anything") if where != "direct"
+                   else "directly on this machine's /dev/kvm",
+    "guest": "Debian kernel + build/guests/linux initramfs, 512 MiB, 2 vCPUs (same for both VMMs)",
+    "runs": int(os.environ.get("BENCH_RUNS", "3")),
+    "phase_seconds": dict({k[len("BENCH_T_"):].lower(): float(v) for k, v in os.environ.items() if k.startswith("BENCH_T_")},
+                          **{r["name"] + ".sh": r["s"] for r in rows if r["bench"] == "phase"}),
+}
 doc = {
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "where": where,
-    "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "cpu": ver(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo"])},
-    "versions": {"qemu": ver(["qemu-system-x86_64", "--version"]), "gcc": ver(["gcc", "--version"])},
+    "environment": environment,
+    "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "cpu": ver(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo"]),
+                "mem": ver(["sh", "-c", "grep -m1 MemTotal /proc/meminfo"])},
+    "versions": {"git": git_rev(), "qemu": ver(["qemu-system-x86_64", "--version"]), "gcc": ver(["gcc", "--version"]),
+                 "iperf3": ver(["iperf3", "--version"]), "guest_kernel": guest_kernel()},
     "table": [dict(measure=m, ours=o, peer=p, ratio=r, unit=u, note=n) for m, o, p, r, u, n in table],
     "raw": rows,
 }
 with open(os.path.join(outdir, "latest.json"), "w") as f:
     json.dump(doc, f, indent=1)
 
-# Plots with gnuplot when present (Debian's gnuplot-nox).
+# The same table as Markdown (what README.md's figures section shows).
+def md(v):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+with open(os.path.join(outdir, "latest.md"), "w") as f:
+    f.write(f"Measured {doc['date']} ({environment['description']}; git {doc['versions']['git']}; "
+            f"{doc['versions']['qemu']}; median of {environment['runs']} runs unless noted)\n\n")
+    f.write("| measure | ours | peer | ratio | unit | peer, note |\n|---|---|---|---|---|---|\n")
+    for m, o, p, r, u, n in table:
+        f.write(f"| {m} | {md(o)} | {md(p)} | {md(r) if r is not None else '-'} | {u} | {n} |\n")
+
+# Plots with gnuplot (Debian's gnuplot-nox): absolute values where a plot has
+# one unit (codec GB/s, I/O MB/s), and ours/peer ratios for every VM row
+# (units differ; log scale, 1 = parity).
 try:
     gp = subprocess.run(["gnuplot"], input="", capture_output=True)
     have_gnuplot = gp.returncode == 0
 except FileNotFoundError:
     have_gnuplot = False
-if have_gnuplot:
-    for name, sel in (("codec", lambda m: m.startswith("codec")), ("vm", lambda m: not m.startswith("codec"))):
-        sub = [t for t in table if sel(t[0]) and all(isinstance(x, (int, float)) for x in t[1:3])]
-        if not sub:
-            continue
-        dat = os.path.join(outdir, name + ".dat")
-        with open(dat, "w") as f:
-            for m, o, p, r, u, n in sub:
-                f.write(f'"{m} ({u})" {o} {p}\n')
-        script = f'''set terminal png size 1000,500
+
+def plot(name, title, lines, using, extra=""):
+    dat = os.path.join(outdir, name + ".dat")
+    with open(dat, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    script = f"""set terminal png size 1400,700
 set output "{os.path.join(outdir, name + '.png')}"
 set style data histogram
 set style histogram clustered
 set style fill solid border -1
-set xtics rotate by -30
-set title "{name}: ours vs peer ({where})"
-plot "{dat}" using 2:xtic(1) title "ours", "" using 3 title "peer"
-'''
-        subprocess.run(["gnuplot"], input=script, text=True)
-        os.remove(dat)
-    print(f"plots: {outdir}/codec.png {outdir}/vm.png")
-print(f"results: {outdir}/latest.json")
+set xtics rotate by 30 right font ",8"
+set bmargin 14
+set lmargin 14
+set key top left
+set grid ytics
+set title "{title}"
+{extra}
+plot {using}
+"""
+    subprocess.run(["gnuplot"], input=script, text=True)
+    os.remove(dat)
+    return os.path.join(outdir, name + ".png")
+
+def label(m, n):
+    """Short x label: measure / peer, the peer without its explanation."""
+    peer = n.split(" (")[0].split(",")[0].replace("vs ", "").replace("QEMU-KVM", "QEMU")
+    peer = peer.replace("cache=", "").replace(": no peer result", "")
+    return (m + " / " + peer).replace('"', "'")
+
+made = []
+if have_gnuplot:
+    num = lambda t: all(isinstance(x, (int, float)) for x in t[1:3])
+    sub = [t for t in table if t[0].startswith("codec") and num(t)]
+    if sub:
+        made.append(plot("codec", f"page codec vs memcpy, GB/s (native, this machine)",
+                         [f'"{m}" {o} {p}' for m, o, p, r, u, n in sub],
+                         '"DAT" using 2:xtic(1) title "ours", "" using 3 title "memcpy"'.replace("DAT", os.path.join(outdir, "codec.dat"))))
+    sub = [t for t in table if t[4] == "MB/s" and num(t)]
+    if sub:
+        made.append(plot("io", f"virtio-net / virtio-blk, MB/s, ours vs QEMU-KVM ({where})",
+                         [f'"{label(m, n)}" {o} {p}' for m, o, p, r, u, n in sub],
+                         '"DAT" using 2:xtic(1) title "ours", "" using 3 title "QEMU-KVM"'.replace("DAT", os.path.join(outdir, "io.dat")),
+                         "set logscale y"))
+    sub = [t for t in table if not t[0].startswith("codec") and isinstance(t[3], (int, float)) and t[3] > 0]
+    if sub:
+        made.append(plot("ratios", f"ours / QEMU-KVM per measure ({where}); below 1 = ours smaller (times, sizes), above 1 = ours larger (MB/s)",
+                         [f'"{label(m, n)} ({u})" {r}' for m, o, p, r, u, n in sub],
+                         '"DAT" using 0:2:xtic(1) with boxes title "ours / peer", 1 with lines lw 2 title "parity"'.replace("DAT", os.path.join(outdir, "ratios.dat")),
+                         "set logscale y\nset boxwidth 0.6\nset xrange [-0.7:*]"))
+    for old in ("vm.png",):  # replaced by ratios.png
+        if os.path.exists(os.path.join(outdir, old)):
+            os.remove(os.path.join(outdir, old))
+if made:
+    print("plots: " + " ".join(made))
+else:
+    print("plots: none (gnuplot missing: make deps installs gnuplot-nox)")
+print(f"results: {outdir}/latest.json {outdir}/latest.md")

@@ -10,7 +10,8 @@ QCPU=host; [ "$QACCEL" = kvm ] || QCPU=max
 QMON="python3 bench/qmon.py"
 T=$(mktemp -d /tmp/bench.XXXXXX)
 PIDS=""
-cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
+# set -e holds inside the trap too: a failed kill of an already reaped pid must not end it early
+cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
 
 now_ms() { date +%s%3N; }

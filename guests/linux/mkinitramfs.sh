@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: mkinitramfs.sh OUT.cpio.gz [BINDIR]
 # Builds the Linux test guest's initramfs: static busybox, guests/linux/init as
-# /init, the static test programs (dirtier, echosrv, diskcheck) from BINDIR
+# /init, the static test programs (dirtier, echosrv, diskcheck, blkperf) from BINDIR
 # (default: the directory of OUT), and the virtio modules with their
 # dependencies under /lib/modules/, load order in /lib/modules/modules.list.
 # The kernel comes from the cache tests/lab/kernel.sh fills (make deps); this
@@ -24,7 +24,7 @@ if [ ! -x "$BB" ] || ! "$BB" --list >/dev/null 2>&1 || { ! file "$BB" 2>/dev/nul
     echo "mkinitramfs: need a static /bin/busybox (apt-get install busybox-static, or: make deps)" >&2
     exit 1
 fi
-for p in dirtier echosrv diskcheck; do
+for p in dirtier echosrv diskcheck blkperf; do
     [ -x "$BIN/$p" ] || { echo "mkinitramfs: missing $BIN/$p (build it first: make guests)" >&2; exit 1; }
 done
 T=$(mktemp -d); trap 'rm -rf "$T" "$OUT.tmp.$$"' EXIT
@@ -32,7 +32,7 @@ mkdir -p "$T/bin" "$T/lib/modules" "$T/proc" "$T/sys" "$T/dev" "$T/tmp" "$T/root
 cp "$BB" "$T/bin/busybox"
 ln -s busybox "$T/bin/sh"
 cp "$HERE/init" "$T/init"; chmod 755 "$T/init"
-for p in dirtier echosrv diskcheck; do cp "$BIN/$p" "$T/bin/$p"; strip "$T/bin/$p" 2>/dev/null || true; done
+for p in dirtier echosrv diskcheck blkperf; do cp "$BIN/$p" "$T/bin/$p"; strip "$T/bin/$p" 2>/dev/null || true; done
 "$TOP/tests/lab/modules.sh" "$KROOT" $MODS > "$T/paths"
 : > "$T/lib/modules/modules.list"
 while read -r p; do

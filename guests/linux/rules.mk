@@ -4,7 +4,7 @@ LG_DIR    := guests/linux
 LG_OUT    := $(BUILD)/guests/linux
 LG_CC     ?= gcc
 LG_CFLAGS := -Wall -Wextra -Werror -O2 -static -std=gnu11 -D_GNU_SOURCE
-LG_PROGS  := $(LG_OUT)/dirtier $(LG_OUT)/echosrv $(LG_OUT)/diskcheck
+LG_PROGS  := $(LG_OUT)/dirtier $(LG_OUT)/echosrv $(LG_OUT)/diskcheck $(LG_OUT)/blkperf
 
 $(LG_PROGS): $(LG_OUT)/%: $(LG_DIR)/%.c $(LG_DIR)/rules.mk
 	@mkdir -p $(dir $@)
