@@ -50,15 +50,34 @@ cluster_cleanup() {
 cluster_links_del() {
     _i=1
     while [ $_i -le "$1" ]; do
-        ip netns del ah$_i 2>/dev/null || true; ip link del ahv$_i 2>/dev/null || true; _i=$((_i + 1))
+        ip netns del ah$_i 2>/dev/null || true; ip link del ahv$_i 2>/dev/null || true
+        ip link del ahg$_i 2>/dev/null || true; _i=$((_i + 1))
     done
+    ip netns del ahc 2>/dev/null || true; ip link del ahcv 2>/dev/null || true
     ip link del ahbr0 2>/dev/null || true
     return 0
 }
+# cluster_guest_net N: a guest LAN 10.79.0.0/24 on the same segment (ahbr0):
+# in each host namespace ahI a bridge br0 (for vmctl run --net bridge=br0)
+# with an uplink veth to ahbr0, and a client namespace ahc at 10.79.0.100.
+cluster_guest_net() {
+    _i=1
+    while [ $_i -le "$1" ]; do
+        ip -n ah$_i link add br0 type bridge; ip -n ah$_i link set br0 up
+        ip link add ahg$_i type veth peer name up0 netns ah$_i
+        ip link set ahg$_i master ahbr0 up
+        ip -n ah$_i link set up0 master br0 up
+        _i=$((_i + 1))
+    done
+    ip netns add ahc; ip -n ahc link set lo up
+    ip link add ahcv type veth peer name eth0 netns ahc
+    ip link set ahcv master ahbr0 up
+    ip -n ahc addr add 10.79.0.100/24 dev eth0; ip -n ahc link set eth0 up
+}
 cluster_teardown() { cluster_cleanup; sleep 0.5; cluster_links_del "$1"; }
 vm() { _h=$1; shift; $VMCTLB --host "$TMP/$_h.sock" "$@"; }
-# hb H NAME: heartbeat lines in the serial log of NAME on host H
-hb() { _n=$(count_lines "$TMP/$1/$2.log" '^HEARTBEAT gen='); echo "${_n:-0}"; }
+# hb H NAME: heartbeat lines (freestanding or Linux guest) in the serial log of NAME on host H
+hb() { _n=$(count_lines "$TMP/$1/$2.log" '^HEARTBEAT '); echo "${_n:-0}"; }
 # beating H NAME: new heartbeats appear on host H within 20 s
 beating() {
     _b=$(hb "$1" "$2"); _t=0
@@ -81,3 +100,30 @@ run_fs() {	# run_fs H NAME
     vm "$1" run "$2" --kernel "$ROOT/$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=16 passes=0 hb=5" >/dev/null
     wait_for "$TMP/$1/$2.log" '^HEARTBEAT gen=' 60 || die "$2 produced no heartbeat"
 }
+# run_linux H NAME [CMDLINE_EXTRA [VMCTL_ARGS...]]: start the Linux test guest
+# (128M, 1 vCPU) on H; returns once its vmm answers (wait_up waits for it).
+run_linux() {
+    _h=$1; _n=$2; _x=${3:-workload=idle}; shift 2; [ $# -gt 0 ] && shift
+    vm "$_h" run "$_n" --kernel "$VMLINUZ" --initrd "$ROOT/$LINUX_INITRD" --mem 128M --cpus 1 \
+        --cmdline "console=ttyS0 quiet panic=-1 $_x" "$@" >/dev/null || die "vmctl run $_n on $_h failed"
+}
+# wait_up H NAME: the Linux guest NAME on H prints heartbeats
+wait_up() { wait_for "$TMP/$1/$2.log" '^HEARTBEAT n=' 400 || die "$2 did not come up on $1"; }
+# cluster_dump: everything needed to diagnose a failure: each agentd's log,
+# each VM's record, the tail of its vmm's own output and of its serial log.
+cluster_dump() {
+    for _l in "$TMP"/*.agentd.log; do
+        [ -f "$_l" ] || continue
+        echo "---- $(basename "$_l") (last 30 lines)"; tail -n 30 "$_l"
+    done
+    for _s in "$TMP"/h*/*.json "$TMP"/x*/*.json; do
+        [ -f "$_s" ] || continue
+        _b=${_s%.json}
+        echo "---- $_s"; cat "$_s"; echo
+        echo "---- $_b.vmm.log (last 15 lines)"; tail -n 15 "$_b.vmm.log" 2>/dev/null
+        echo "---- $_b.log (serial, last 8 lines)"; tail -n 8 "$_b.log" 2>/dev/null | tr -d '\r'
+    done
+    uptime; free -m | head -2
+}
+# die prints the cluster's state first (tests sourcing this file)
+die() { echo "FAIL: $*"; cluster_dump 2>&1 | sed 's/^/  | /'; exit 1; }

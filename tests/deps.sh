@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential gcc make clang pkg-config libev-dev libprotobuf-c-dev protobuf-c-compiler
 liblz4-dev libibverbs-dev ibverbs-providers libsystemd-dev libcmocka-dev libssl-dev
 qemu-system-x86 qemu-utils busybox-static cpio iproute2 kmod xz-utils gzip procps psmisc
-libclang-rt-14-dev python3 iputils-ping gnuplot-nox"
+libclang-rt-14-dev python3 iputils-ping gnuplot-nox iperf3"
 if [ "$(id -u)" != 0 ]; then
     echo "deps: must run as root to install packages (try: sudo make deps)" >&2
     exit 1

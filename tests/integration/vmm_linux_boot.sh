@@ -1,7 +1,8 @@
 #!/bin/sh
 # test: our vmm boots the Debian kernel + Linux test guest with 2 vCPUs and
 # virtio-rng: GUEST UP, CPUS ONLINE 2, the virtio modules load, heartbeats
-# keep coming (timer interrupts and SMP work).
+# keep coming (timer interrupts and SMP work), and SIGUSR2 makes the vmm dump
+# every vCPU's state (and dumps them when the guest stays silent).
 # needs: kvm
 # timeout: 240
 . tests/lib.sh
@@ -13,7 +14,14 @@ $VMM run --name boot --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem 512M --c
     --cmdline "console=ttyS0 panic=-1 quiet workload=idle" > "$LOG" 2>&1 &
 PID=$!
 on_exit "kill $PID"
-wait_for "$LOG" "^GUEST UP" 150 || die "no GUEST UP"
+# A silent guest: ask the vmm where each vCPU is (SIGUSR2 state dump), twice,
+# 5 s apart: moving RIPs and exit counts mean a slow guest (a starved lab),
+# "halted" an idle one, the same RIP and counts while runnable a stuck vCPU.
+vcpu_dump() {
+    kill -USR2 $PID 2>/dev/null; sleep 5; kill -USR2 $PID 2>/dev/null; sleep 2
+    grep "^vmm: vcpu" "$LOG" || echo "(no vCPU answered the state dump)"
+}
+wait_for "$LOG" "^GUEST UP" 150 || { vcpu_dump; die "no GUEST UP"; }
 log "GUEST UP after $(echo "$(date +%s.%N) - $start" | bc) s"
 wait_for "$LOG" "^CPUS ONLINE" 30 || die "no CPUS ONLINE line"
 grep -q "^CPUS ONLINE 2" "$LOG" || die "want CPUS ONLINE 2: $(grep '^CPUS ONLINE' "$LOG")"
@@ -21,6 +29,14 @@ wait_for "$LOG" "^MODULES LOADED" 60 || die "no MODULES LOADED"
 grep -q "INIT insmod .* failed" "$LOG" && die "a module failed to load"
 wait_for "$LOG" "^HEARTBEAT n=3 " 60 || die "heartbeats stopped"
 kill -0 $PID 2>/dev/null || die "vmm exited early"
+# The state dump answers for every vCPU of a running guest (paging on).
+kill -USR2 $PID
+wait_for "$LOG" "^vmm: vcpu1: " 20 || die "vCPU 1 did not answer the state dump"
+for i in 0 1; do
+    grep -Eq "^vmm: vcpu$i: (runnable|halted) rip 0x[0-9a-f]+ .* cr0 0x8[0-9a-f]{7} " "$LOG" ||
+        die "bad state dump for vCPU $i: $(grep "^vmm: vcpu$i: " "$LOG")"
+done
+kill -0 $PID 2>/dev/null || die "vmm exited on the state dump"
 kill $PID; wait $PID 2>/dev/null || true
-grep -E "^(GUEST UP|CPUS|MODULES|HEARTBEAT n=3 )" "$LOG"
+grep -E "^(GUEST UP|CPUS|MODULES|HEARTBEAT n=3 |vmm: vcpu)" "$LOG"
 echo "ok"

@@ -7,47 +7,36 @@
 # needs: kvm
 # timeout: 400
 . tests/lib.sh
+. tests/vmm_hosts.sh
 need_kvm
-VMM=$BUILD/vmm
 SNAP=$TMP/snap
 gens() { tr -d '\r' < "$1" | sed -n 's/^HEARTBEAT gen=\([0-9]*\).*/\1/p'; }
-hb_count() { _n=$(count_lines "$1" '^HEARTBEAT gen='); echo "${_n:-0}"; }
-wait_hb() {
-    _t=0
-    while [ "$(hb_count "$1")" -lt "$2" ]; do
-        grep -q "VERIFY FAIL" "$1" && { grep "VERIFY FAIL" "$1"; die "VERIFY FAIL in $1"; }
-        [ $_t -ge $(($3 * 5)) ] && { tail -n 20 "$1"; die "$1: fewer than $2 heartbeats after $3 s"; }
-        sleep 0.2; _t=$((_t + 1))
-    done
-}
 
-$VMM run --name fs --kernel "$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=32 passes=0 hb=2" \
-    --serial "$TMP/run0.log" --control "$TMP/sock0" 2> "$TMP/vmm0.err" &
-PID0=$!
-on_exit "kill -9 $PID0"
-wait_hb "$TMP/run0.log" 3 120
-$VMM ctl "$TMP/sock0" status | grep -q "state: *running" || die "not running"
-before=$(hb_count "$TMP/run0.log")
-$VMM ctl "$TMP/sock0" snapshot "$SNAP" || die "snapshot failed"
-cat "$TMP/vmm0.err"
-gen_before=$(gens "$TMP/run0.log" | head -n "$before" | tail -n 1)
-wait_hb "$TMP/run0.log" $((before + 2)) 60      # keeps running after the snapshot
+vmm_start r0 - --name fs --kernel "$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=32 passes=0 hb=2"
+PID0=$PID
+wait_hb "$TMP/r0.log" 3 120
+ctl "$TMP/r0.sock" status | grep -q "state: *running" || die "not running"
+before=$(hb_count "$TMP/r0.log")
+ctl "$TMP/r0.sock" snapshot "$SNAP" || die "snapshot failed"
+cat "$TMP/r0.err"
+gen_before=$(gens "$TMP/r0.log" | head -n "$before" | tail -n 1)
+wait_hb "$TMP/r0.log" $((before + 2)) 60      # keeps running after the snapshot
 kill -9 $PID0; wait $PID0 2>/dev/null || true
 echo "snapshot after gen=$gen_before"
 for i in 1 2 3; do
-    $VMM run --restore "$SNAP" --serial "$TMP/run$i.log" --control "$TMP/sock$i" 2> "$TMP/vmm$i.err" &
-    pid=$!
-    on_exit "kill -9 $pid"
-    wait_hb "$TMP/run$i.log" 3 120
-    cat "$TMP/vmm$i.err"
-    first=$(gens "$TMP/run$i.log" | head -n 1)
+    vmm_start r$i - --restore "$SNAP"
+    pid=$PID
+    wait_hb "$TMP/r$i.log" 3 120
+    cat "$TMP/r$i.err"
+    first=$(gens "$TMP/r$i.log" | head -n 1)
     echo "restore $i: first heartbeat gen=$first"
     [ "$first" -gt "$gen_before" ] || die "restore $i: gen $first does not continue after $gen_before"
-    { echo "$gen_before"; gens "$TMP/run$i.log"; } | awk 'NR > 1 && $1 <= p { exit 1 } { p = $1 }' ||
-        die "restore $i: heartbeat generations not increasing"
-    $VMM ctl "$TMP/sock$i" quit
+    { echo "$gen_before"; gens "$TMP/r$i.log"; } | awk 'NR > 1 && $1 <= p { exit 1 } { p = $1 }' ||
+        { gens "$TMP/r$i.log" | tr '\n' ' '; tr -d '\r' < "$TMP/r$i.log" | head -n 12
+          die "restore $i: heartbeat generations not increasing"; }
+    ctl "$TMP/r$i.sock" quit
     wait $pid || die "restore $i: exit $?"
-    grep -q "VERIFY FAIL" "$TMP/run$i.log" && die "restore $i: VERIFY FAIL"
+    grep -q "VERIFY FAIL" "$TMP/r$i.log" && die "restore $i: VERIFY FAIL"
 done
 # Hostile snapshot directories: a clear error, exit 2, never a crash.
 check_bad() {

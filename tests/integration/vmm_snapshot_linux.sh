@@ -7,91 +7,72 @@
 # needs: kvm
 # timeout: 1200
 . tests/lib.sh
+. tests/vmm_hosts.sh
 need_kvm
-VMM=$BUILD/vmm
 MEM=${SNAP_MEM:-512M}
 CMDLINE="console=ttyS0 quiet panic=-1 workload=dirtier dirtier_mib=64"
 SNAP=$TMP/snap
 
-# hb_field FILE FIELD: FIELD (n, t, mono) of every HEARTBEAT line, one a line.
-hb_field() { tr -d '\r' < "$1" | sed -n "s/.*HEARTBEAT .*\b$2=\([0-9.]*\).*/\1/p"; }
-hb_count() { _n=$(count_lines "$1" 'HEARTBEAT n='); echo "${_n:-0}"; }
-# wait_hb FILE N TIMEOUT: wait until FILE has at least N heartbeats.
-wait_hb() {
-    _t=0
-    while [ "$(hb_count "$1")" -lt "$2" ]; do
-        grep -q "VERIFY FAIL" "$1" && { grep "VERIFY FAIL" "$1"; die "VERIFY FAIL in $1"; }
-        [ $_t -ge $(($3 * 5)) ] && { tail -n 20 "$1"; die "$1: fewer than $2 heartbeats after $3 s"; }
-        sleep 0.2; _t=$((_t + 1))
-    done
-}
-# increasing LIST_FILE: every value strictly greater than the previous one.
-increasing() { awk 'NR > 1 && $1 + 0 <= prev + 0 { bad = 1; print "not increasing: " prev " -> " $1 } { prev = $1 } END { exit bad }' "$1"; }
-ctl() { $VMM ctl "$@"; }
-
 log "boot: $MEM, 2 vCPUs"
-$VMM run --name snaplinux --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem "$MEM" --cpus 2 --rng \
-    --cmdline "$CMDLINE" --serial "$TMP/run0.log" --control "$TMP/sock0" 2> "$TMP/vmm0.err" &
-PID0=$!
-on_exit "kill -9 $PID0"
-wait_for "$TMP/run0.log" "GUEST UP" 300 || die "guest did not come up"
-wait_hb "$TMP/run0.log" 3 300
-ctl "$TMP/sock0" status | tee "$TMP/st.txt"
+vmm_linux r0 - --rng
+PID0=$PID
+wait_for "$TMP/r0.log" "GUEST UP" 300 || die "guest did not come up"
+wait_hb "$TMP/r0.log" 3 300
+ctl "$TMP/r0.sock" status | tee "$TMP/st.txt"
 grep -q "state: *running" "$TMP/st.txt" || die "status: not running"
 grep -q "cpus: *2" "$TMP/st.txt" || die "status: cpus"
 
 log "pause/resume"
-ctl "$TMP/sock0" pause || die "pause failed"
-ctl "$TMP/sock0" status | grep -q "state: *paused" || die "status: not paused"
-n1=$(hb_count "$TMP/run0.log"); sleep 3; n2=$(hb_count "$TMP/run0.log")
+ctl "$TMP/r0.sock" pause || die "pause failed"
+ctl "$TMP/r0.sock" status | grep -q "state: *paused" || die "status: not paused"
+n1=$(hb_count "$TMP/r0.log"); sleep 3; n2=$(hb_count "$TMP/r0.log")
 [ "$n1" -eq "$n2" ] || die "heartbeats while paused ($n1 -> $n2)"
-set +e; ctl "$TMP/sock0" pause > "$TMP/p2.txt" 2>&1; rc=$?; set -e
+set +e; ctl "$TMP/r0.sock" pause > "$TMP/p2.txt" 2>&1; rc=$?; set -e
 [ $rc -eq 1 ] || die "second pause exit $rc, want 1"
-ctl "$TMP/sock0" resume || die "resume failed"
-wait_hb "$TMP/run0.log" $((n2 + 2)) 60
+ctl "$TMP/r0.sock" resume || die "resume failed"
+wait_hb "$TMP/r0.log" $((n2 + 2)) 60
 
 log "snapshot"
-wait_hb "$TMP/run0.log" 6 120
-before=$(hb_count "$TMP/run0.log")
+wait_hb "$TMP/r0.log" 6 120
+before=$(hb_count "$TMP/r0.log")
 t0=$(date +%s%N)
-ctl "$TMP/sock0" snapshot "$SNAP" || die "snapshot failed"
+ctl "$TMP/r0.sock" snapshot "$SNAP" || die "snapshot failed"
 t1=$(date +%s%N)
 echo "snapshot of $MEM took $(( (t1 - t0) / 1000000 )) ms (vmm ctl round trip)"
-grep "snapshot to" "$TMP/vmm0.err" || true
+grep "snapshot to" "$TMP/r0.err" || true
 ls -ls "$SNAP"
 [ -f "$SNAP/state" ] && [ -f "$SNAP/memory" ] || die "snapshot files missing"
 ls -a "$SNAP" | grep -q tmp && die "temporary files left in $SNAP"
 # The heartbeats up to here all precede the snapshot.
-hb_field "$TMP/run0.log" mono | head -n "$before" | tail -n 1 > "$TMP/mono_before"
-hb_field "$TMP/run0.log" n | head -n "$before" | tail -n 1 > "$TMP/n_before"
+hb_field "$TMP/r0.log" mono | head -n "$before" | tail -n 1 > "$TMP/mono_before"
+hb_field "$TMP/r0.log" n | head -n "$before" | tail -n 1 > "$TMP/n_before"
 mono_before=$(cat "$TMP/mono_before"); n_before=$(cat "$TMP/n_before")
 echo "last heartbeat before snapshot: n=$n_before mono=$mono_before"
-wait_hb "$TMP/run0.log" $((before + 3)) 60    # the source keeps running
-ctl "$TMP/sock0" status | grep -q "state: *running" || die "not running after snapshot"
-ctl "$TMP/sock0" quit || die "quit failed"
+wait_hb "$TMP/r0.log" $((before + 3)) 60    # the source keeps running
+ctl "$TMP/r0.sock" status | grep -q "state: *running" || die "not running after snapshot"
+ctl "$TMP/r0.sock" quit || die "quit failed"
 wait $PID0 || die "vmm exited $? after quit"
-grep -q "VERIFY FAIL" "$TMP/run0.log" && die "VERIFY FAIL in the original run"
+grep -q "VERIFY FAIL" "$TMP/r0.log" && die "VERIFY FAIL in the original run"
 
 for i in 1 2 3; do
     log "restore $i"
     t0=$(date +%s%N)
-    $VMM run --restore "$SNAP" --rng --serial "$TMP/run$i.log" --control "$TMP/sock$i" 2> "$TMP/vmm$i.err" &
-    pid=$!
-    on_exit "kill -9 $pid"
-    wait_hb "$TMP/run$i.log" 4 120
+    vmm_start r$i - --restore "$SNAP" --rng
+    pid=$PID
+    wait_hb "$TMP/r$i.log" 4 120
     t1=$(date +%s%N)
-    cat "$TMP/vmm$i.err"
+    cat "$TMP/r$i.err"
     echo "restore $i: 4 heartbeats $(( (t1 - t0) / 1000000 )) ms after start"
-    tr -d '\r' < "$TMP/run$i.log" | grep HEARTBEAT | head -n 4
-    { echo "$mono_before"; hb_field "$TMP/run$i.log" mono; } > "$TMP/mono$i"
-    { echo "$n_before"; hb_field "$TMP/run$i.log" n; } > "$TMP/n$i"
-    hb_field "$TMP/run$i.log" t > "$TMP/t$i"
+    tr -d '\r' < "$TMP/r$i.log" | grep HEARTBEAT | head -n 4
+    { echo "$mono_before"; hb_field "$TMP/r$i.log" mono; } > "$TMP/mono$i"
+    { echo "$n_before"; hb_field "$TMP/r$i.log" n; } > "$TMP/n$i"
+    hb_field "$TMP/r$i.log" t > "$TMP/t$i"
     increasing "$TMP/mono$i" || die "restore $i: CLOCK_MONOTONIC not increasing across the restore"
     increasing "$TMP/n$i" || die "restore $i: heartbeat sequence not continuing"
     increasing "$TMP/t$i" || die "restore $i: realtime not increasing"
-    ctl "$TMP/sock$i" status | grep -q "state: *running" || die "restore $i: not running"
-    grep -q "VERIFY FAIL" "$TMP/run$i.log" && die "restore $i: VERIFY FAIL"
-    ctl "$TMP/sock$i" quit
+    ctl "$TMP/r$i.sock" status | grep -q "state: *running" || die "restore $i: not running"
+    grep -q "VERIFY FAIL" "$TMP/r$i.log" && die "restore $i: VERIFY FAIL"
+    ctl "$TMP/r$i.sock" quit
     wait $pid || die "restore $i: vmm exited $?"
 done
 

@@ -8,6 +8,7 @@
 #       working directory, with fresh tmpfs /tmp and /run. Its output streams
 #       here as it runs; its exit status becomes ours. A lab that hangs is killed
 #       at the timeout and reported (exit 124) with the last console lines.
+#       LAB_CONSOLE=FILE: copy the lab kernel's console log there at the end.
 #   lab.sh initrd
 #       Builds (or reuses) the lab's initramfs and prints its path.
 #
@@ -60,7 +61,12 @@ VMLINUZ=$(ls "$KROOT"/boot/vmlinuz-* | head -1)
 OUT=$(mktemp -d /tmp/lab.XXXXXX)
 chmod 755 "$OUT"
 QPID=""
-cleanup() { [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; rm -rf "$OUT"; }
+# LAB_CONSOLE=FILE keeps the lab kernel's whole console log (soft lockups, panics).
+cleanup() {
+    [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null
+    [ -n "${LAB_CONSOLE:-}" ] && cp "$OUT/console" "$LAB_CONSOLE" 2>/dev/null
+    rm -rf "$OUT"
+}
 trap cleanup EXIT INT TERM
 
 {
@@ -84,6 +90,25 @@ case "$(pwd)" in
     WORKSHARE="-virtfs local,path=$(pwd),mount_tag=work,security_model=none,readonly=on,multidevs=remap";;
 esac
 
+# At most LAB_SLOTS labs (default 2) run at once on this machine: each emulates
+# 2 CPUs, and with more labs than cores the emulated CPUs starve, the lab kernel
+# reports soft lockups and timing-sensitive tests fail for no reason of theirs.
+SLOTS=${LAB_SLOTS:-2}
+mkdir -p /var/lock/vmlab
+waited=0
+while :; do
+    i=0; got=""
+    while [ "$i" -lt "$SLOTS" ]; do
+        exec 8>"/var/lock/vmlab/slot.$i"
+        if flock -n 8; then got=$i; break; fi
+        exec 8>&-
+        i=$((i + 1))
+    done
+    [ -n "$got" ] && break
+    [ "$waited" = 0 ] && echo "lab: waiting for a free lab slot ($SLOTS in use)" >&2
+    waited=1; sleep 1
+done
+
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
@@ -96,17 +121,30 @@ QPID=$!
 tail -n +1 -f "$OUT/stdout" --pid=$QPID 2>/dev/null &
 TPID=$!
 start=$(date +%s)
+# How much host CPU the lab got: its 2 emulated CPUs need up to 2 host CPUs;
+# a starved lab (other labs, builds) runs everything several times slower,
+# its kernel may report soft lockups, and fixed test timeouts expire.
+ticks=0; hz=$(getconf CLK_TCK)
+cpu_share() {
+    w=$(( $(date +%s) - start ))
+    [ "$w" -gt 0 ] || w=1
+    echo "lab: QEMU got $(( ticks * 100 / hz / w ))% of one host CPU over ${w}s (it emulates 2 CPUs; a starved lab runs everything slower)" >&2
+}
 while kill -0 "$QPID" 2>/dev/null; do
     if [ $(( $(date +%s) - start )) -ge "$TIMEOUT" ]; then
         kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
         sleep 0.3; kill "$TPID" 2>/dev/null || true
         echo "lab: timed out after ${TIMEOUT}s; last console lines:" >&2
         tail -n 15 "$OUT/console" >&2 2>/dev/null || true
+        cpu_share
         exit 124
     fi
+    # utime + stime (fields 14, 15; qemu's comm has no spaces).
+    ticks=$(awk '{print $14 + $15}' "/proc/$QPID/stat" 2>/dev/null || echo "$ticks")
     sleep 0.2
 done
 wait "$QPID" 2>/dev/null || true; QPID=""
+cpu_share
 sleep 0.3; kill "$TPID" 2>/dev/null || true; wait "$TPID" 2>/dev/null || true
 if [ ! -f "$OUT/rc" ]; then
     echo "lab: the lab stopped before the command finished; qemu: $(tail -n 3 "$OUT/qemu.log" | tr '\n' ' ')" >&2
@@ -117,4 +155,10 @@ if [ ! -f "$OUT/rc" ]; then
     exit 125
 fi
 grep '^lab:' "$OUT/console" | grep -v 'kvm ready' >&2 || true
+# A lab kernel that soft-locked or stalled while the command ran makes every
+# timing in it suspect: say so even when the command finished.
+if grep -qE "soft lockup|hard LOCKUP|rcu_.*detected stalls" "$OUT/console"; then
+    echo "lab: the lab kernel reported trouble while the command ran (results may be skewed):" >&2
+    grep -E "BUG|lockup|stall|RIP: 0010|Comm:" "$OUT/console" | head -n 12 >&2 || true
+fi
 exit "$(cat "$OUT/rc")"

@@ -1,12 +1,19 @@
 /* agentd message handling: request checks (versions, names, local vs peer
  * commands), decoding garbage, host:port parsing, vmm control calls against
- * a missing socket, peer calls without a secret / to a closed port. */
+ * a missing socket or a wedged one (full backlog: bounded, never hangs),
+ * peer calls without a secret / to a closed port, console requests, the
+ * names of agentd-made taps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "agentd/agent.h"
@@ -175,6 +182,82 @@ static void test_calls_fail_cleanly(void **st)
 	auth_secret_free(&sec);
 }
 
+static void test_console_request(void **st)
+{
+	Agent__Request q = AGENT__REQUEST__INIT;
+	Agent__Console c = AGENT__CONSOLE__INIT;
+	Agent__ErrorCode code;
+	static uint8_t big[65537];
+	(void)st;
+	q.api_version = AGENT_API_VERSION;
+	q.cmd_case = AGENT__REQUEST__CMD_CONSOLE;
+	q.console = &c;
+	c.name = "";
+	assert_int_equal(check(&q, 0, &code), -1);
+	c.name = "vm1";
+	c.attach = 1;
+	assert_int_equal(check(&q, 0, &code), 0);
+	assert_int_equal(check(&q, 1, &code), -1);	/* never on the peer link */
+	assert_int_equal(code, AGENT__ERROR_CODE__ERROR_UNSUPPORTED);
+	c.attach = 0;
+	c.input.data = big;
+	c.input.len = sizeof(big);
+	assert_int_equal(check(&q, 0, &code), -1);
+	c.input.len = 100;
+	assert_int_equal(check(&q, 0, &code), 0);
+	assert_string_equal(agent_cmd_name(AGENT__REQUEST__CMD_CONSOLE), "console");
+}
+
+/* A vmm that accepts nothing and whose backlog is full: vmm_call must give
+ * up after its timeout (connect used to block forever there). */
+static void test_wedged_vmm_bounded(void **st)
+{
+	char path[] = "/tmp/test_agent_msg.XXXXXX";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int l, fill[8];
+	struct err e;
+	struct timespec t0, t1;
+	Vmm__Request q = VMM__REQUEST__INIT;
+	Vmm__Status s = VMM__STATUS__INIT;
+	Vmm__Response *r = NULL;
+	(void)st;
+	assert_non_null(mkdtemp(path));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", path);
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 0), 0);
+	for (int i = 0; i < 8; i++) {	/* fill the backlog */
+		fill[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	q.cmd_case = VMM__REQUEST__CMD_STATUS;
+	q.status = &s;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(vmm_call(sa.sun_path, &q, 300, &r, &e), -1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+	for (int i = 0; i < 8; i++)
+		close(fill[i]);
+	close(l);
+	unlink(sa.sun_path);
+	rmdir(path);
+}
+
+static void test_tap_names(void **st)
+{
+	char a[32], b[32], c[32];
+	(void)st;
+	net_tap_name("a-very-long-vm-name-that-is-longer-than-fifteen-bytes-for-sure", 3, a, sizeof(a));
+	assert_true(strlen(a) <= 15);
+	net_tap_name("a-very-long-vm-name-that-is-longer-than-fifteen-bytes-for-sure", 3, b, sizeof(b));
+	assert_string_equal(a, b);	/* same on every host: the destination finds it */
+	net_tap_name("a-very-long-vm-name-that-is-longer-than-fifteen-bytes-for-sure", 2, c, sizeof(c));
+	assert_string_not_equal(a, c);
+	net_tap_name("vm1", 0, c, sizeof(c));
+	assert_string_not_equal(a, c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +266,9 @@ int main(void)
 		cmocka_unit_test(test_decode_garbage),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_calls_fail_cleanly),
+		cmocka_unit_test(test_console_request),
+		cmocka_unit_test(test_wedged_vmm_bounded),
+		cmocka_unit_test(test_tap_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

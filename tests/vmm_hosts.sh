@@ -1,0 +1,172 @@
+# Helpers for the vmm integration tests (sourced after tests/lib.sh): how a
+# test starts a vmm, watches its guest's heartbeats and its migration, and the
+# two test "hosts" of the migration tests (network namespaces joined by a veth
+# pair). Every file a vmm writes is named after its TAG: $TMP/TAG.log (serial),
+# $TMP/TAG.err (the vmm's stderr), $TMP/TAG.sock (control socket).
+VMM=$ROOT/$BUILD/vmm
+# Defaults for vmm_linux (a test may set them before calling it).
+MEM=${MEM:-256M}
+CPUS=${CPUS:-2}
+CMDLINE=${CMDLINE:-"console=ttyS0 quiet panic=-1 workload=dirtier dirtier_mib=64"}
+
+# hosts_net PREFIX [bridge]: namespaces $H1 (10.9.0.1) and $H2 (10.9.0.2)
+# joined by the veth pair $VA (in H1) / $VB (in H2); $IP1/$IP2 are the hosts'
+# addresses. With "bridge", each host has a bridge br0 holding its veth end
+# and its address (one L2 segment over both hosts: plug guests' taps into it).
+# Teardown (registered here, so it runs after every later on_exit) deletes
+# them; processes are killed first because they were registered later.
+hosts_net() {
+    H1=${1}1.$$; H2=${1}2.$$; VA=${1}a$$; VB=${1}b$$; IP1=10.9.0.1; IP2=10.9.0.2
+    log "hosts: $H1 ($IP1) <-> $H2 ($IP2)${2:+ (bridged)}"
+    ip netns add "$H1"; on_exit "ip netns del $H1"
+    ip netns add "$H2"; on_exit "ip netns del $H2"
+    ip link add "$VA" netns "$H1" type veth peer name "$VB" netns "$H2"
+    _d1=$VA; _d2=$VB
+    if [ "${2:-}" = bridge ]; then
+        for _ns in "$H1" "$H2"; do ip -n "$_ns" link add br0 type bridge; ip -n "$_ns" link set br0 up; done
+        ip -n "$H1" link set "$VA" master br0; ip -n "$H2" link set "$VB" master br0
+        _d1=br0; _d2=br0
+    fi
+    ip -n "$H1" addr add $IP1/24 dev $_d1; ip -n "$H1" link set "$VA" up; ip -n "$H1" link set lo up
+    ip -n "$H2" addr add $IP2/24 dev $_d2; ip -n "$H2" link set "$VB" up; ip -n "$H2" link set lo up
+    ip netns exec "$H1" ping -c 1 -W 5 $IP2 > /dev/null || die "link $H1 <-> $H2 does not work"
+}
+# plug_tap NS [TAP]: wait for a vmm's tap (vtap0) in NS, put it into br0.
+plug_tap() {
+    _t=0
+    until ip -n "$1" link show "${2:-vtap0}" > /dev/null 2>&1; do
+        [ $_t -ge 150 ] && die "no tap ${2:-vtap0} in $1"
+        sleep 0.2; _t=$((_t + 1))
+    done
+    ip -n "$1" link set "${2:-vtap0}" master br0 up
+}
+# link_set up|down: both ends of the veth between the hosts.
+link_set() { ip -n "$H1" link set "$VA" "$1"; ip -n "$H2" link set "$VB" "$1"; }
+# secret_file NAME [TEXT]: a 0600 secret file $TMP/NAME.
+secret_file() { printf '%s\n' "${2:-migration-test-secret-$1}" > "$TMP/$1"; chmod 600 "$TMP/$1"; }
+
+# vmm_start TAG NS ARGS...: `vmm run ARGS` in namespace NS ("-" = this one),
+# serial/control/stderr named after TAG; its pid in $PID (killed at exit).
+vmm_start() {
+    _tag=$1; _ns=$2; shift 2
+    rm -f "$TMP/$_tag.sock"
+    if [ "$_ns" = - ]; then
+        "$VMM" run --serial "$TMP/$_tag.log" --control "$TMP/$_tag.sock" "$@" 2> "$TMP/$_tag.err" &
+    else
+        ip netns exec "$_ns" "$VMM" run --serial "$TMP/$_tag.log" --control "$TMP/$_tag.sock" "$@" \
+            2> "$TMP/$_tag.err" &
+    fi
+    PID=$!
+    on_exit "kill -9 $PID"
+}
+# vmm_linux TAG NS ARGS...: the Linux test guest ($MEM, $CPUS, $CMDLINE).
+vmm_linux() {
+    _tag=$1; _ns=$2; shift 2
+    vmm_start "$_tag" "$_ns" --name linux --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" \
+        --mem "$MEM" --cpus "$CPUS" --cmdline "$CMDLINE" "$@"
+}
+# vmm_incoming TAG NS IP:PORT ARGS...: a destination (Linux guest options)
+# waiting on IP:PORT; returns once it listens.
+vmm_incoming() {
+    _tag=$1; _ns=$2; _hp=$3; shift 3
+    vmm_linux "$_tag" "$_ns" --incoming "$_hp" "$@"
+    wait_for "$TMP/$_tag.err" "listening on" 30 || die "$_tag: destination did not listen"
+}
+ctl() { "$VMM" ctl "$@"; }
+
+# Heartbeats: the Linux guest prints "HEARTBEAT n=.. t=.. mono=..", the
+# freestanding guest "HEARTBEAT gen=..".
+hb_count() { _n=$(count_lines "$1" '^HEARTBEAT gen=|HEARTBEAT n='); echo "${_n:-0}"; }
+# hb_field FILE FIELD: FIELD (n, t, mono, gen) of every heartbeat, one a line.
+hb_field() { tr -d '\r' < "$1" | sed -n "s/.*HEARTBEAT .*\b$2=\([0-9.]*\).*/\1/p"; }
+# wait_hb FILE N TIMEOUT: wait until FILE has at least N heartbeats.
+wait_hb() {
+    _t=0
+    while [ "$(hb_count "$1")" -lt "$2" ]; do
+        grep -q "VERIFY FAIL" "$1" 2>/dev/null && { grep "VERIFY FAIL" "$1"; die "VERIFY FAIL in $1"; }
+        [ $_t -ge $(($3 * 5)) ] && { tail -n 20 "$1"; die "$1: fewer than $2 heartbeats after $3 s"; }
+        sleep 0.2; _t=$((_t + 1))
+    done
+}
+# beating FILE [N [TIMEOUT]]: N (3) more heartbeats within TIMEOUT (120) s.
+beating() { wait_hb "$1" $(($(hb_count "$1") + ${2:-3})) "${3:-120}"; }
+# no_verify_fail FILE...
+no_verify_fail() { ! grep -H "VERIFY FAIL" "$@" || die "VERIFY FAIL"; }
+# increasing LIST_FILE: every value strictly greater than the previous one.
+increasing() { awk 'NR > 1 && $1 + 0 <= prev + 0 { bad = 1; print "not increasing: " prev " -> " $1 } { prev = $1 } END { exit bad }' "$1"; }
+
+# wait_exit PID TIMEOUT: wait for a background process; its status in $rc.
+wait_exit() {
+    _t=0
+    while kill -0 "$1" 2>/dev/null; do
+        [ $_t -ge $(($2 * 5)) ] && die "pid $1 still running after $2 s"
+        sleep 0.2; _t=$((_t + 1))
+    done
+    set +e; wait "$1"; rc=$?; set -e
+}
+# state_is SOCK STATE: `vmm ctl status` says STATE.
+state_is() { ctl "$1" status 2>/dev/null | grep -Eq "^state: *$2( |\$)"; }
+# wait_state SOCK STATE TIMEOUT
+wait_state() {
+    _t=0
+    until state_is "$1" "$2"; do
+        [ $_t -ge $(($3 * 5)) ] && { ctl "$1" status; die "$1: state not $2 after $3 s"; }
+        sleep 0.2; _t=$((_t + 1))
+    done
+}
+# wait_outcome SOCK REGEX TIMEOUT: poll migrate-status (into $TMP/ms.txt)
+# until the outcome matches (and, unless it is "succeeded", the error is
+# there too: the engine publishes the outcome a moment before the vmm
+# stores the error text).
+wait_outcome() {
+    _t=0
+    while :; do
+        ctl "$1" migrate-status > "$TMP/ms.txt" 2>&1 || true
+        grep -Eq "outcome: *($2)" "$TMP/ms.txt" &&
+            { grep -q "outcome: *succeeded" "$TMP/ms.txt" || grep -q "^error: " "$TMP/ms.txt"; } && return 0
+        [ $_t -ge $(($3 * 5)) ] && { cat "$TMP/ms.txt"; tail -n 5 "$TMP"/*.err; die "outcome /$2/ not reached after $3 s"; }
+        sleep 0.2; _t=$((_t + 1))
+    done
+}
+# wait_mig SOCK REGEX TIMEOUT: poll migrate-status every 50 ms until a line
+# matches REGEX (e.g. "round: *2$"); fails if the migration ended first.
+wait_mig() {
+    _t=0
+    while :; do
+        ctl "$1" migrate-status > "$TMP/ms.txt" 2>&1 || true
+        grep -Eq "$2" "$TMP/ms.txt" && return 0
+        grep -Eq "outcome: *(succeeded|failed|cancelled|ambiguous)" "$TMP/ms.txt" &&
+            { cat "$TMP/ms.txt"; die "migration ended before /$2/"; }
+        [ $_t -ge $(($3 * 20)) ] && { cat "$TMP/ms.txt"; die "migration: /$2/ not seen after $3 s"; }
+        sleep 0.05; _t=$((_t + 1))
+    done
+}
+# ram_hashes SRC_TAG DST_TAG: with --debug-ram-hash=$RH on both vmms, the
+# hash of all guest RAM the source logged at pause must equal the one the
+# destination logged just before resuming (and the one of RAM as received,
+# before the device state was loaded). On a mismatch the differing pages
+# are listed from the per-page hash files.
+RH=$TMP/ramhash
+mkdir -p "$RH"
+ram_hashes() {
+    _s=$(sed -n 's/.*ram hash at pause: \([0-9a-f]*\).*/\1/p' "$TMP/$1.err" | tail -n 1)
+    _r=$(sed -n 's/.*ram hash as received: \([0-9a-f]*\).*/\1/p' "$TMP/$2.err" | tail -n 1)
+    _d=$(sed -n 's/.*ram hash before resume: \([0-9a-f]*\).*/\1/p' "$TMP/$2.err" | tail -n 1)
+    [ -n "$_s" ] || die "$1: no 'ram hash at pause' line"
+    [ -n "$_d" ] || die "$2: no 'ram hash before resume' line"
+    if [ "$_s" != "$_d" ] || [ "$_s" != "$_r" ]; then
+        _ps=$(sed -n 's/.*ram hash at pause: .* pages in \(.*\)/\1/p' "$TMP/$1.err" | tail -n 1)
+        for _w in "as received" "before resume"; do
+            _pd=$(sed -n "s/.*ram hash $_w: .* pages in \(.*\)/\1/p" "$TMP/$2.err" | tail -n 1)
+            [ -f "$_ps" ] && [ -f "$_pd" ] && python3 - "$_ps" "$_pd" "$_w" <<'PY'
+import sys
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+d = [i // 8 for i in range(0, min(len(a), len(b)), 8) if a[i:i + 8] != b[i:i + 8]]
+print("pages differing from the source at pause, destination %s: %d: %s" %
+      (sys.argv[3], len(d), " ".join("0x%x" % p for p in d[:20])))
+PY
+        done
+        die "RAM differs: source at pause $_s, destination as received $_r, before resume $_d"
+    fi
+    echo "RAM hash $_s on both sides"
+}
