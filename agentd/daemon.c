@@ -1877,24 +1877,24 @@ static void peer_prepare(Agent__Request *q, Agent__Response *r, Agent__PrepareRe
 	update_status();
 }
 
-/* v's vmm answers Status with RUNNING or PAUSED (an incoming vmm that has
- * received the guest and GO). */
-static int vm_runs_guest(struct vm *v)
+/* 1 when v's vmm answers Status with RUNNING or PAUSED (an incoming vmm that
+ * has received the guest and GO), 0 when it answers otherwise, -1 (e set)
+ * when it does not answer: the caller must treat that as "cannot tell". */
+static int vm_runs_guest(struct vm *v, struct err *e)
 {
 	char sock[PATH_MAX];
-	struct err e;
-	int runs = 0;
+	int runs;
 	Vmm__Request vq = VMM__REQUEST__INIT;
 	Vmm__Status vs = VMM__STATUS__INIT;
 	Vmm__Response *vr = NULL;
 	vq.cmd_case = VMM__REQUEST__CMD_STATUS;
 	vq.status = &vs;
 	path_of(sock, sizeof(sock), v->rec.name, ".sock");
-	if (vmm_call_ok(sock, &vq, CTL_TIMEOUT_MS, &vr, &e) == 0) {
-		runs = vr->status && (vr->status->state == VMM__VM_STATE__VM_STATE_RUNNING ||
-				      vr->status->state == VMM__VM_STATE__VM_STATE_PAUSED);
-		vmm__response__free_unpacked(vr, NULL);
-	}
+	if (vmm_call_ok(sock, &vq, CTL_TIMEOUT_MS, &vr, e) < 0)
+		return -1;
+	runs = vr->status && (vr->status->state == VMM__VM_STATE__VM_STATE_RUNNING ||
+			      vr->status->state == VMM__VM_STATE__VM_STATE_PAUSED);
+	vmm__response__free_unpacked(vr, NULL);
 	return runs;
 }
 
@@ -1935,7 +1935,7 @@ static void handle_peer(Agent__Request *q, Agent__Response *r, char *msg, size_t
 		return;
 	case AGENT__REQUEST__CMD_ABORT_INCOMING:
 		v = vm_find(q->abort_incoming->name);
-		if (v && !strcmp(v->rec.state, "incoming") && v->live && vm_runs_guest(v)) {
+		if (v && !strcmp(v->rec.state, "incoming") && v->live && vm_runs_guest(v, &e) == 1) {
 			/* it received GO: this copy is the guest now; killing
 			 * it would lose the VM. Keep it (the source commits). */
 			snprintf(msg, cap, "%s already runs here (received the guest): not aborting",
@@ -1969,18 +1969,10 @@ static void handle_peer(Agent__Request *q, Agent__Response *r, char *msg, size_t
 		who.migrated_to = v->rec.migrated_to;
 		if (v->live) {
 			/* an incoming vmm that finished receiving runs the guest */
-			char sock[PATH_MAX];
-			Vmm__Request vq = VMM__REQUEST__INIT;
-			Vmm__Status vs = VMM__STATUS__INIT;
-			Vmm__Response *vr = NULL;
-			vq.cmd_case = VMM__REQUEST__CMD_STATUS;
-			vq.status = &vs;
-			path_of(sock, sizeof(sock), v->rec.name, ".sock");
-			if (vmm_call_ok(sock, &vq, CTL_TIMEOUT_MS, &vr, &e) == 0) {
-				if (vr->status && (vr->status->state == VMM__VM_STATE__VM_STATE_RUNNING ||
-						   vr->status->state == VMM__VM_STATE__VM_STATE_PAUSED))
-					who.runs = 1;
-				vmm__response__free_unpacked(vr, NULL);
+			int runs = vm_runs_guest(v, &e);
+
+			if (runs >= 0) {
+				who.runs = runs;
 			} else if (!strcmp(v->rec.state, "running")) {
 				who.runs = 1;	/* committed here, just slow to answer */
 			} else {
