@@ -1,7 +1,7 @@
 # Helpers for the vmm integration tests (sourced after tests/lib.sh): how a
 # test starts a vmm, watches its guest's heartbeats and its migration, and the
 # two test "hosts" of the migration tests (network namespaces joined by a veth
-# pair). Every file a vmm writes is named after its TAG: $TMP/TAG.log (serial),
+# pair, tests/hostnet.sh). Every file a vmm writes is named after its TAG: $TMP/TAG.log (serial),
 # $TMP/TAG.err (the vmm's stderr), $TMP/TAG.sock (control socket).
 VMM=$ROOT/$BUILD/vmm
 # Defaults for vmm_linux (a test may set them before calling it).
@@ -9,39 +9,9 @@ MEM=${MEM:-256M}
 CPUS=${CPUS:-2}
 CMDLINE=${CMDLINE:-"console=ttyS0 quiet panic=-1 workload=dirtier dirtier_mib=64"}
 
-# hosts_net PREFIX [bridge]: namespaces $H1 (10.9.0.1) and $H2 (10.9.0.2)
-# joined by the veth pair $VA (in H1) / $VB (in H2); $IP1/$IP2 are the hosts'
-# addresses. With "bridge", each host has a bridge br0 holding its veth end
-# and its address (one L2 segment over both hosts: plug guests' taps into it).
-# Teardown (registered here, so it runs after every later on_exit) deletes
-# them; processes are killed first because they were registered later.
-hosts_net() {
-    H1=${1}1.$$; H2=${1}2.$$; VA=${1}a$$; VB=${1}b$$; IP1=10.9.0.1; IP2=10.9.0.2
-    log "hosts: $H1 ($IP1) <-> $H2 ($IP2)${2:+ (bridged)}"
-    ip netns add "$H1"; on_exit "ip netns del $H1"
-    ip netns add "$H2"; on_exit "ip netns del $H2"
-    ip link add "$VA" netns "$H1" type veth peer name "$VB" netns "$H2"
-    _d1=$VA; _d2=$VB
-    if [ "${2:-}" = bridge ]; then
-        for _ns in "$H1" "$H2"; do ip -n "$_ns" link add br0 type bridge; ip -n "$_ns" link set br0 up; done
-        ip -n "$H1" link set "$VA" master br0; ip -n "$H2" link set "$VB" master br0
-        _d1=br0; _d2=br0
-    fi
-    ip -n "$H1" addr add $IP1/24 dev $_d1; ip -n "$H1" link set "$VA" up; ip -n "$H1" link set lo up
-    ip -n "$H2" addr add $IP2/24 dev $_d2; ip -n "$H2" link set "$VB" up; ip -n "$H2" link set lo up
-    ip netns exec "$H1" ping -c 1 -W 5 $IP2 > /dev/null || die "link $H1 <-> $H2 does not work"
-}
-# plug_tap NS [TAP]: wait for a vmm's tap (vtap0) in NS, put it into br0.
-plug_tap() {
-    _t=0
-    until ip -n "$1" link show "${2:-vtap0}" > /dev/null 2>&1; do
-        [ $_t -ge 150 ] && die "no tap ${2:-vtap0} in $1"
-        sleep 0.2; _t=$((_t + 1))
-    done
-    ip -n "$1" link set "${2:-vtap0}" master br0 up
-}
-# link_set up|down: both ends of the veth between the hosts.
-link_set() { ip -n "$H1" link set "$VA" "$1"; ip -n "$H2" link set "$VB" "$1"; }
+# hosts_net, client_net, plug_tap, fdb_port, link_set: tests/hostnet.sh
+# (shared with bench/migrate.sh).
+. tests/hostnet.sh
 # secret_file NAME [TEXT]: a 0600 secret file $TMP/NAME.
 secret_file() { printf '%s\n' "${2:-migration-test-secret-$1}" > "$TMP/$1"; chmod 600 "$TMP/$1"; }
 

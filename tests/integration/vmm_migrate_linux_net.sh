@@ -15,13 +15,7 @@ PORT=4446
 CMDLINE="console=ttyS0 quiet panic=-1 workload=combo dirtier_mib=32 ip=10.10.0.2/24"
 
 hosts_net nh bridge
-HC=nhc.$$
-log "client namespace $HC on $H1's bridge"
-ip netns add "$HC"; on_exit "ip netns del $HC"; ip -n "$HC" link set lo up
-ip link add cva netns "$HC" type veth peer name cvb netns "$H1"
-ip -n "$H1" link set cvb master br0 up
-ip -n "$HC" addr add 10.10.0.100/24 dev cva
-ip -n "$HC" link set cva up
+client_net nh 10.10.0.100/24
 secret_file secret
 
 log "boot on $H1"
