@@ -1,66 +1,162 @@
 #!/bin/sh
-# Live migration of a 512 MiB, 2-vCPU Linux guest over loopback (TCP, in a
-# network namespace of its own with lo up;
-# 127.0.0.1), source and destination on this machine: our vmm (defaults) vs
-# QEMU-KVM defaults vs QEMU "best" (multifd on both sides, max-bandwidth 10G,
-# downtime-limit 300 ms = our default). Run it where KVM works (directly or in
+# Live migration of a 512 MiB, 2-vCPU Linux guest between two host network
+# namespaces over TCP on a bridged L2 segment (tests/hostnet.sh: hosts $H1 and
+# $H2, a bridge each joined by a veth pair, the migration stream between the
+# hosts' 10.9.0.x addresses), the guest's virtio-net on a tap in the current
+# host's bridge, and a client namespace on the same segment: our vmm
+# (defaults) vs QEMU-KVM defaults vs QEMU "best" (multifd on both sides,
+# max-bandwidth 10G, downtime-limit 300 ms = our default). Same guest, MAC and
+# address (10.10.0.2) for all. Run it as root where KVM works (directly or in
 # the lab). Cases:
-#   idle   workload=idle
-#   hot64  workload=dirtier dirtier_mib=64 dirtier_hot=64 (64 MiB rewritten
-#          as fast as the guest can)
-# Each (case, vmm) boots one guest; run N migrates it from the current process
-# to a fresh destination process, which then becomes the source of run N+1.
-# A migration not finished after BENCH_MIG_CAP s (default 60) is cancelled and
-# counted as not converged (our vmm also gives up by itself after 30 rounds).
-# Fields: total_s (migrate command -> done, as the source reports it),
+#   idle   workload=idle,echo
+#   hot64  workload=dirtier,echo dirtier_mib=64 dirtier_hot=64 (64 MiB
+#          rewritten as fast as the guest can)
+# Each (case, vmm) boots one guest on H1; run N migrates it from the current
+# process to a fresh destination process on the other host, which then
+# becomes the source of run N+1. A migration not finished after BENCH_MIG_CAP
+# s (default 60) is cancelled and counted as not converged (our vmm also gives
+# up by itself after 30 rounds).
+# The client (tests/echo_client.py in the client namespace) keeps one TCP
+# connection to the guest's echo server (port 7) for the whole boot, one small
+# request every 10 ms; client_gap_ms is the largest time between consecutive
+# replies whose interval overlaps [migrate command, 20 replies after the
+# move] - the outage a user of the guest feels - and client_ok says whether
+# the connection survived (the client is restarted for the next run if not).
+# fdb_ok: both bridges have learnt the guest's MAC on the port towards the
+# destination's tap afterwards (QEMU announces after migration, we do via
+# VIRTIO_NET_F_GUEST_ANNOUNCE).
+# Other fields: total_s (migrate command -> done, as the source reports it),
 # downtime_ms (source's figure), bytes (ours: bytes sent on the wire; QEMU:
 # "transferred ram"), rounds (ours: pre-copy rounds + final; QEMU: dirty sync
 # count), gap_s / gap_t_s: the largest step between consecutive guest HEARTBEAT
 # mono / t values across the move (source's serial log from the last heartbeat
-# before the migrate command, then the destination's): the pause the guest sees.
+# before the migrate command, then the destination's; 1 s resolution).
 # Prints JSON lines {"bench":"migrate","case":..,"vmm":"ours|qemu|qemu-best","run":N,"converged":..,...}
 # Usage: bench/migrate.sh [RUNS]
 set -eu
-# Run in a network namespace of our own with loopback up (the lab's lo is down).
-. bench/netns.sh
-if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
-    bench_reexec_in_netns benchmig "$@"
-fi
 RUNS=${1:-3}
 CAP=${BENCH_MIG_CAP:-60}
 . bench/vmlib.sh
 PORT=$((47000 + $$ % 1000))
 printf 'bench-migration-secret\n' > "$T/secret"; chmod 600 "$T/secret"
+PY=/usr/bin/python3; [ -x $PY ] || PY=python3
 
+# The topology of the migration tests (tests/hostnet.sh wants log/die/on_exit).
+NETCLEAN=""
+log() { warn "$*"; }
+die() { warn "$*"; exit 1; }
+on_exit() { NETCLEAN="$*; $NETCLEAN"; }
+# VMMs and clients die first (cleanup), then the namespaces go.
+trap 'cleanup; eval "$NETCLEAN" 2>/dev/null || true' EXIT INT TERM
+. tests/hostnet.sh
+hosts_net bm bridge
+client_net bm 10.10.0.100/24
+GIP=10.10.0.2
+MAC=52:54:00:be:0c:01
+# host N (1 or 2): its namespace and address; the guest starts on host 1 ($ch:
+# where it runs now) and each run moves it to the other one (3 - $ch).
+host_ns() { [ "$1" = 1 ] && echo "$H1" || echo "$H2"; }
+host_ip() { [ "$1" = 1 ] && echo "$IP1" || echo "$IP2"; }
 case_cmd() {
     case $1 in
-    idle) echo "console=ttyS0 quiet panic=-1 workload=idle";;
-    hot64) echo "console=ttyS0 quiet panic=-1 workload=dirtier dirtier_mib=64 dirtier_hot=64";;
+    idle) echo "console=ttyS0 quiet panic=-1 workload=idle,echo ip=$GIP/24";;
+    hot64) echo "console=ttyS0 quiet panic=-1 workload=dirtier,echo dirtier_mib=64 dirtier_hot=64 ip=$GIP/24";;
     esac
 }
 # gaps OLDLOG SKIP NEWLOG FIELD
 gap() { { hb_vals "$1" "$4" "$2"; hb_vals "$3" "$4"; } | max_gap; }
-# emit CASE VMM RUN CONVERGED TOTAL_MS DOWNTIME_MS BYTES ROUNDS GAP GAP_T
+# emit CASE VMM RUN CONVERGED TOTAL_MS DOWNTIME_MS BYTES ROUNDS GAP GAP_T CLIENT_GAP_MS CLIENT_OK FDB_OK
 emit() {
-    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s}\n' \
+    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s,"client_gap_ms":%s,"client_ok":%s,"fdb_ok":%s}\n' \
         "$1" "$2" "$3" "$4" "$(echo "${5:-null}" | awk '$1 == "null" { print "null"; next } { printf "%.3f", $1 / 1000 }')" \
-        "${6:-null}" "${7:-null}" "${8:-null}" "${9:-null}" "${10:-null}"
+        "${6:-null}" "${7:-null}" "${8:-null}" "${9:-null}" "${10:-null}" "${11:-null}" "${12:-null}" "${13:-null}"
+}
+now_s() { date +%s.%3N; }
+# wait_line FILE REGEX TIMEOUT_S
+wait_line() {
+    _t=0
+    until tr -d '\r' < "$1" 2>/dev/null | grep -Eq "$2"; do
+        [ $_t -ge $(($3 * 20)) ] && { warn "$1: no /$2/ after $3 s"; return 1; }
+        sleep 0.05; _t=$((_t + 1))
+    done
+}
+
+# The TCP client: one per guest boot (restarted if its connection broke),
+# one echo request every 10 ms, each reply logged with its time.
+CLP=""; CLN=0; CLOG=/dev/null
+# client_replies AFTER_S: replies stamped after AFTER_S (epoch seconds).
+client_replies() { sed -n 's/^echo [0-9]* t=//p' "$CLOG" | awk -v a="$1" '$1 > a { n++ } END { print n + 0 }'; }
+# client_wait N AFTER_S TIMEOUT_S: until N replies after AFTER_S; 1 if the
+# client failed or the time ran out.
+client_wait() {
+    _t=0
+    while [ "$(client_replies "$2")" -lt "$1" ]; do
+        grep -q "CLIENT FAIL" "$CLOG" && return 1
+        [ $_t -ge $(($3 * 20)) ] && return 1
+        sleep 0.05; _t=$((_t + 1))
+    done
+}
+# client_start: make sure a client runs and gets replies (20 within 30 s).
+client_start() {
+    [ -n "$CLP" ] && return 0
+    CLN=$((CLN + 1)); CLOG=$T/client.$CLN.log; rm -f "$T/stop"
+    ip netns exec "$HC" $PY tests/echo_client.py "$T/stop" $GIP 10 30 10 > "$CLOG" 2>&1 &
+    CLP=$!; PIDS="$PIDS $CLP"
+    client_wait 20 0 30 && return 0
+    warn "client: no echoes from the guest: $(tail -n 2 "$CLOG")"; client_stop; return 1
+}
+client_stop() { [ -z "$CLP" ] || { touch "$T/stop"; sleep 0.1; stop_pid $CLP; CLP=""; }; }
+# client_gap T0_S: after a move, wait for 20 replies (30 s at most); CGAP =
+# the largest time (ms) between consecutive replies of an interval reaching
+# into [T0_S, now], COK = whether the connection survived. A broken (or 30 s
+# silent) connection's open interval ends at its failure (or now): CGAP is
+# then a lower bound, and the client is restarted for the next run.
+client_gap() {
+    CGAP=null; COK=false
+    [ -n "$CLP" ] || return 0
+    _d=$(now_s)
+    client_wait 20 "$_d" 30 && COK=true
+    _e=$(now_s)
+    CGAP=$({ sed -n 's/^echo [0-9]* t=//p' "$CLOG"
+             [ $COK = true ] || sed -n 's/^CLIENT FAIL.* t=//p' "$CLOG" | grep . || echo "$_e"; } |
+           awk -v a="$1" -v b="$_e" 'NR > 1 && $1 >= a && p <= b && $1 - p > g { g = $1 - p } { p = $1 } END { printf "%d\n", g * 1000 }')
+    [ $COK = true ] || { warn "client: connection lost: $(tail -n 1 "$CLOG")"; client_stop; }
+}
+# fdb_check HOST TAP: FDB_OK = host HOST's bridge has learnt the guest's MAC
+# on TAP, the other host's bridge on its veth towards HOST.
+fdb_check() {
+    if [ "$1" = 1 ]; then _o=$H2 _v=$VB; else _o=$H1 _v=$VA; fi
+    _p=$(fdb_port "$(host_ns $1)" $MAC); _q=$(fdb_port "$_o" $MAC)
+    FDB_OK=false; [ "$_p" = "$2" ] && [ "$_q" = "$_v" ] && FDB_OK=true
+    [ $FDB_OK = true ] || warn "bridges: $MAC on '$_p' in $(host_ns $1) (want $2), on '$_q' in $_o (want $_v)"
+}
+# net_up LOG TAP NS PID: plug a fresh guest's tap, wait for its echo server
+# and heartbeats, then start the client.
+net_up() {
+    plug_tap "$3" "$2"
+    wait_line "$1" "ECHOSRV LISTEN" 600 && wait_hb "$1" 3 600 "$4" || return 1
+    client_start || true
 }
 jfield() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("null" if v is None else v)' "$1" "$2" 2>/dev/null || echo null; }
 
 ours() { # CASE
     cmd=$(case_cmd "$1")
     curlog=$T/$1.o0.log; cursock=$T/$1.o0.sock
-    ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret"; cur=$OPID
-    wait_hb "$curlog" 3 600 $cur || { stop_pid $cur; return 1; }
-    i=1
+    IN_NS="ip netns exec $H1"
+    ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret" --net tap=to0,mac=$MAC; cur=$OPID
+    IN_NS=""
+    net_up "$curlog" to0 "$H1" $cur || { stop_pid $cur; client_stop; return 1; }
+    i=1; ch=1
     while [ $i -le "$RUNS" ]; do
         PORT=$((PORT + 1))
         dlog=$T/$1.o$i.log; dsock=$T/$1.o$i.sock
-        $VMM run --name bench --kernel "$K" --cmdline "$cmd" --mem 512M --cpus 2 \
-            --incoming 127.0.0.1:$PORT --secret-file "$T/secret" \
+        d=$((3 - ch)); dip=$(host_ip $d)
+        ip netns exec "$(host_ns $d)" $VMM run --name bench --kernel "$K" --cmdline "$cmd" --mem 512M --cpus 2 \
+            --incoming $dip:$PORT --secret-file "$T/secret" --net tap=to$i,mac=$MAC \
             --serial "$dlog" --control "$dsock" </dev/null >"$dlog.err" 2>&1 &
         dp=$!; PIDS="$PIDS $dp"
+        plug_tap "$(host_ns $d)" to$i
+        client_start || true
         n=0
         until grep -q "listening on" "$dlog.err" 2>/dev/null; do
             sleep 0.05; n=$((n + 1))
@@ -69,14 +165,14 @@ ours() { # CASE
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        t0=$(now_ms)
-        $VMM ctl "$cursock" migrate --to 127.0.0.1:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp; break; }
+        t0=$(now_ms); c0=$(now_s)
+        $VMM ctl "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp; break; }
         echo '{}' > "$T/ms.json"
         while kill -0 $cur 2>/dev/null; do
             $VMM ctl "$cursock" migrate-status --json > "$T/ms.new" 2>/dev/null && mv "$T/ms.new" "$T/ms.json" || true
             grep -Eq '"outcome":"(not converged|not_converged|failed|cancelled)' "$T/ms.json" && break
             # success: the source lingers answering migrate-status until quit
-            grep -q "migrated to 127.0.0.1:$PORT: total" "$curlog.err" 2>/dev/null &&
+            grep -q "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null &&
                 { $VMM ctl "$cursock" quit >/dev/null 2>&1 || true; break; }
             if [ $(($(now_ms) - t0)) -gt $((CAP * 1000)) ]; then
                 $VMM ctl "$cursock" migrate-cancel >/dev/null 2>&1 || true
@@ -85,7 +181,7 @@ ours() { # CASE
             fi
             sleep 0.2
         done
-        sum=$(grep "migrated to 127.0.0.1:$PORT: total" "$curlog.err" 2>/dev/null || true)
+        sum=$(grep "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null || true)
         slog=$curlog
         if [ -n "$sum" ]; then
             wait $cur 2>/dev/null || warn "ours: source exit status $? after success"
@@ -94,16 +190,18 @@ ours() { # CASE
             rounds=$(echo "$sum" | sed -n 's/.*, \([0-9]*\) rounds.*/\1/p')
             bytes=$(echo "$sum" | sed -n 's/.*rounds, \([0-9]*\) bytes sent.*/\1/p')
             if wait_hb "$dlog" 3 120 $dp; then
+                client_gap "$c0"; fdb_check $d to$i
                 emit "$1" ours $i true "$tot" "$dt" "$bytes" "$rounds" \
-                    "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)"
+                    "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)" \
+                    "$CGAP" "$COK" "$FDB_OK"
             else
                 warn "ours: destination does not run the guest"; emit "$1" ours $i false "$tot" "$dt" "$bytes" "$rounds"
-                stop_pid $dp; return 1
+                stop_pid $dp; client_stop; return 1
             fi
-            cur=$dp; curlog=$dlog; cursock=$dsock
+            cur=$dp; curlog=$dlog; cursock=$dsock; ch=$d
         else
             warn "ours: $1 run $i did not complete: $(cat "$T/ms.json")"
-            kill -0 $cur 2>/dev/null || { warn "ours: source died"; tail -n 3 "$curlog.err" >&2; stop_pid $dp; return 1; }
+            kill -0 $cur 2>/dev/null || { warn "ours: source died"; tail -n 3 "$curlog.err" >&2; stop_pid $dp; client_stop; return 1; }
             r=$(jfield "$T/ms.json" round); [ "$r" = null ] || r=$((r + 1))
             emit "$1" ours $i false "$(jfield "$T/ms.json" total_ms)" null "$(jfield "$T/ms.json" bytes_sent)" "$r"
             stop_pid $dp
@@ -113,7 +211,7 @@ ours() { # CASE
             sed "s/^/bench: ours $1 run $i: /" >&2 || true
         i=$((i + 1))
     done
-    stop_pid $cur
+    stop_pid $cur; client_stop
 }
 
 qemu_mig() { # CASE best(0|1)
@@ -121,42 +219,55 @@ qemu_mig() { # CASE best(0|1)
     set_best="migrate_set_capability multifd on"
     tune="migrate_set_parameter max-bandwidth 10G"
     dlim="migrate_set_parameter downtime-limit 300"
+    tp=tq; [ "$2" = 1 ] && tp=tb
+    # same NIC as ours: virtio-net-pci on a tap, userspace virtio (vhost=off), same MAC
+    nic() { echo "-netdev tap,id=n0,ifname=$tp$1,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,mac=$MAC"; }
     curlog=$T/$1.$who.0.log; curmon=$T/$1.$who.0.mon
-    qemu_start "$curlog" "$curmon" "$cmd"; cur=$QPID
-    wait_hb "$curlog" 3 600 $cur || { stop_pid $cur; return 1; }
-    i=1
+    IN_NS="ip netns exec $H1"
+    qemu_start "$curlog" "$curmon" "$cmd" $(nic 0); cur=$QPID
+    IN_NS=""
+    net_up "$curlog" ${tp}0 "$H1" $cur || { stop_pid $cur; client_stop; return 1; }
+    i=1; ch=1
     while [ $i -le "$RUNS" ]; do
         PORT=$((PORT + 1))
         dlog=$T/$1.$who.$i.log; dmon=$T/$1.$who.$i.mon
-        qemu_start "$dlog" "$dmon" "$cmd" -incoming defer; dp=$QPID
+        d=$((3 - ch)); dip=$(host_ip $d)
+        IN_NS="ip netns exec $(host_ns $d)"
+        qemu_start "$dlog" "$dmon" "$cmd" $(nic $i) -incoming defer; dp=$QPID
+        IN_NS=""
+        plug_tap "$(host_ns $d)" $tp$i
+        client_start || true
         if [ "$2" = 1 ]; then
-            $QMON "$dmon" cmd "$set_best" "migrate_incoming tcp:127.0.0.1:$PORT"
+            $QMON "$dmon" cmd "$set_best" "migrate_incoming tcp:$dip:$PORT"
             $QMON "$curmon" cmd "$set_best" "$tune" "$dlim"
         else
-            $QMON "$dmon" cmd "migrate_incoming tcp:127.0.0.1:$PORT"
+            $QMON "$dmon" cmd "migrate_incoming tcp:$dip:$PORT"
         fi
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        $QMON "$curmon" cmd "migrate -d tcp:127.0.0.1:$PORT"
+        c0=$(now_s)
+        $QMON "$curmon" cmd "migrate -d tcp:$dip:$PORT"
         res=$($QMON "$curmon" wait-migrate "$CAP" || true)
         echo "$res" > "$T/qm.json"
         st=$(jfield "$T/qm.json" status)
         if [ "$st" = completed ] && wait_hb "$dlog" 3 120 $dp; then
+            client_gap "$c0"; fdb_check $d $tp$i
             emit "$1" $who $i true "$(jfield "$T/qm.json" total_ms)" "$(jfield "$T/qm.json" downtime_ms)" \
                 "$(jfield "$T/qm.json" bytes)" "$(jfield "$T/qm.json" rounds)" \
-                "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)"
+                "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)" \
+                "$CGAP" "$COK" "$FDB_OK"
             stop_pid $cur
-            cur=$dp; curlog=$dlog; curmon=$dmon
+            cur=$dp; curlog=$dlog; curmon=$dmon; ch=$d
         else
             warn "$who: $1 run $i: $res"
             emit "$1" $who $i false "$(jfield "$T/qm.json" total_ms)" null "$(jfield "$T/qm.json" bytes)" "$(jfield "$T/qm.json" rounds)"
             stop_pid $dp
-            [ "$st" = completed ] && { stop_pid $cur; return 1; }
+            [ "$st" = completed ] && { stop_pid $cur; client_stop; return 1; }
         fi
         i=$((i + 1))
     done
-    stop_pid $cur
+    stop_pid $cur; client_stop
 }
 qemu() { qemu_mig "$1" 0; }
 qemu_best() { qemu_mig "$1" 1; }

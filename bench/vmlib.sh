@@ -18,10 +18,13 @@ now_ms() { date +%s%3N; }
 secs() { echo "$1 $2" | awk '{printf "%.3f", ($1-$2)/1000}'; }   # END_MS START_MS
 warn() { echo "bench: $*" >&2; }
 
+# IN_NS (bench/migrate.sh: "ip netns exec NS", unquoted on purpose) starts the
+# VMMs below in a network namespace; ip execs them, so $QPID/$OPID stay theirs.
+IN_NS=""
 # qemu_start LOG MON CMDLINE [EXTRA...]: a QEMU-KVM VM like boot.sh's, HMP on MON.
 qemu_start() {
     _log=$1 _mon=$2 _cmd=$3; shift 3
-    qemu-system-x86_64 -accel "$QACCEL" -cpu "$QCPU" -m 512 -smp 2 -display none -no-reboot -nic none \
+    $IN_NS qemu-system-x86_64 -accel "$QACCEL" -cpu "$QCPU" -m 512 -smp 2 -display none -no-reboot -nic none \
         -serial "file:$_log" -monitor "unix:$_mon,server,nowait" \
         -kernel "$K" -initrd "$I" -append "$_cmd" "$@" </dev/null >"$_log.err" 2>&1 &
     QPID=$!; PIDS="$PIDS $QPID"
@@ -29,7 +32,7 @@ qemu_start() {
 # ours_start LOG SOCK CMDLINE [EXTRA...]
 ours_start() {
     _log=$1 _sock=$2 _cmd=$3; shift 3
-    $VMM run --name bench --kernel "$K" --initrd "$I" --mem 512M --cpus 2 --cmdline "$_cmd" \
+    $IN_NS $VMM run --name bench --kernel "$K" --initrd "$I" --mem 512M --cpus 2 --cmdline "$_cmd" \
         --serial "$_log" --control "$_sock" "$@" </dev/null >"$_log.err" 2>&1 &
     OPID=$!; PIDS="$PIDS $OPID"
 }
