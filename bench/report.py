@@ -55,6 +55,11 @@ def mmed(rs, key, conv_only=True):
     v = [r[key] for r in rs if r.get(key) is not None and (r["converged"] or not conv_only)]
     return statistics.median(v) if v else None
 
+def survived(rs):
+    rs = [r for r in rs if r["converged"] and r.get("client_ok") is not None]
+    n = sum(1 for r in rs if r["client_ok"])
+    return "-" if not rs else "yes" if n == len(rs) else "no" if n == 0 else f"{n}/{len(rs)}"
+
 def conv(rs):
     n = sum(1 for r in rs if r["converged"])
     return "yes" if n == len(rs) else "no" if n == 0 else f"{n}/{len(rs)}"
@@ -66,8 +71,13 @@ for case in ("idle", "hot64"):
         if not ours_rs or not peer_rs:
             continue
         table.append((f"migrate {case}: converged", conv(ours_rs), conv(peer_rs), None, "", f"vs {pname}, {len(ours_rs)}/{len(peer_rs)} runs"))
+        # the TCP client in a third namespace: did its connection survive each move
+        if any("client_ok" in r for r in ours_rs + peer_rs):
+            table.append((f"migrate {case}: TCP connection kept", survived(ours_rs), survived(peer_rs), None, "",
+                          f"vs {pname}, converged runs"))
         for key, unit, label, scale, conv_only in (("total_s", "s", "total time", 1, True),
                                                    ("downtime_ms", "ms", "downtime (reported)", 1, True),
+                                                   ("client_gap_ms", "ms", "TCP client gap", 1, True),
                                                    ("gap_s", "s", "guest heartbeat gap", 1, True),
                                                    ("bytes", "MiB", "bytes on the wire", 1 / 2**20, True),
                                                    ("rounds", "", "rounds", 1, False)):
