@@ -98,6 +98,8 @@ client_wait() {
 }
 # client_start: make sure a client runs and gets replies (20 within 30 s).
 client_start() {
+    # a connection that broke while no move was measured (e.g. a cancelled one)
+    grep -q "CLIENT FAIL" "$CLOG" && { warn "client: $(tail -n 1 "$CLOG")"; client_stop; }
     [ -n "$CLP" ] && return 0
     CLN=$((CLN + 1)); CLOG=$T/client.$CLN.log; rm -f "$T/stop"
     ip netns exec "$HC" $PY tests/echo_client.py "$T/stop" $GIP 10 30 10 > "$CLOG" 2>&1 &
