@@ -18,7 +18,12 @@ hosts_net() {
     ip link add "$VA" netns "$H1" type veth peer name "$VB" netns "$H2"
     _d1=$VA; _d2=$VB
     if [ "${2:-}" = bridge ]; then
-        for _ns in "$H1" "$H2"; do ip -n "$_ns" link add br0 type bridge; ip -n "$_ns" link set br0 up; done
+        # A fixed MAC: a bridge with a random one takes its ports' lowest, so
+        # it would change as VMMs' taps come and go, and the other host's
+        # cached ARP entry would point at a MAC nobody has any more.
+        ip -n "$H1" link add br0 address 02:00:0a:09:00:01 type bridge
+        ip -n "$H2" link add br0 address 02:00:0a:09:00:02 type bridge
+        for _ns in "$H1" "$H2"; do ip -n "$_ns" link set br0 up; done
         ip -n "$H1" link set "$VA" master br0; ip -n "$H2" link set "$VB" master br0
         _d1=br0; _d2=br0
     fi
