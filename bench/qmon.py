@@ -76,6 +76,13 @@ def main():
         if st not in ("completed", "failed", "cancelled"):
             h.cmd("migrate_cancel")
             st = "timeout"
+        # QEMU shows "completed" a moment before it has computed the total
+        # time and downtime (both read 0 until then): ask again, 2 s at most.
+        for _ in range(20):
+            if st != "completed" or num(r"^total time: (\d+) ms", out, 0):
+                break
+            time.sleep(0.1)
+            out = h.cmd("info migrate")
         r = {"status": st,
              "total_ms": num(r"^total time: (\d+) ms", out),
              "downtime_ms": num(r"^downtime: (\d+) ms", out),
