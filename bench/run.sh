@@ -54,8 +54,10 @@ vm_run() { # SCRIPT...
     rm -f "$RAW.part" "$RAW.rc"
 }
 # The lab's timeout bounds a wedged lab: boot ~3 min, snapshot ~4, io ~5,
-# migrate ~10 under load; 30 minutes in all.
-LAB_TIMEOUT=${BENCH_LAB_TIMEOUT:-1800}
+# migrate ~16 under load since it migrates between namespaces over a bridge
+# (was ~7 over loopback); 45 minutes in all, so a slow but healthy lab is not
+# killed and rerun.
+LAB_TIMEOUT=${BENCH_LAB_TIMEOUT:-2700}
 vm_run ${BENCH_VM:-boot snapshot io migrate}
 T3=$(date +%s)
 BENCH_T_CODEC=$((T1 - T0)) BENCH_T_SETUP=$((T2 - T1)) BENCH_T_VM=$((T3 - T2)) BENCH_T_TOTAL=$((T3 - T0)) \
