@@ -65,7 +65,7 @@ const char *mig_times_format(const struct mig_times *t, char *buf, size_t cap)
 {
 	static const struct { const char *name; size_t off; } f[] = {
 #define F(x) { #x, offsetof(struct mig_times, x) }
-		F(auth), F(hello), F(dirty_start), F(sync_total), F(sync_max), F(drain), F(pause),
+		F(auth), F(hello), F(dirty_start), F(sync_total), F(sync_max), F(drain), F(last_pass), F(pause),
 		F(final_sync), F(final_send), F(save), F(state_send), F(ack_wait), F(go),
 		F(write), F(tag),
 #undef F
@@ -79,6 +79,9 @@ const char *mig_times_format(const struct mig_times *t, char *buf, size_t cap)
 		n += (size_t)snprintf(buf + n, cap - n, "%s%s %.1f", n ? " " : "", f[i].name,
 				      us / 1000.0);
 	}
+	if (n < cap)
+		n += (size_t)snprintf(buf + n, cap - n, " last_pass_pages %llu",
+				      (unsigned long long)t->last_pass_pages);
 	for (uint32_t i = 0; i < t->nrounds && n < cap; i++)
 		n += (size_t)snprintf(buf + n, cap - n, "%s%.1f", i ? "," : " rounds ",
 				      t->round[i] / 1000.0);
@@ -296,7 +299,7 @@ static int mig__precopy(struct mig_send_ctx *x, struct err *e)
  * sent so far to the destination (SIOCOUTQ = 0): what still sits in our
  * send buffer when the guest pauses is pre-copy data the destination must
  * process during the downtime. Not a socket (tests): nothing to wait for. */
-static void mig__drain(struct mig_tx *tx)
+static uint64_t mig__drain(struct mig_tx *tx)
 {
 	uint64_t t0 = mig_now_ns();
 	struct timespec ts = { 0, 1000000L };
@@ -306,7 +309,33 @@ static void mig__drain(struct mig_tx *tx)
 	       mig_now_ns() - t0 < MIG_DRAIN_MAX_MS * 1000000ull &&
 	       !(tx->cancel && __atomic_load_n(tx->cancel, __ATOMIC_RELAXED)))
 		nanosleep(&ts, NULL);
-	tx->s.t.drain = mig__us(t0);
+	return mig__us(t0);
+}
+
+/* Still running, right before pause: the drain gave the guest tens to
+ * hundreds of ms to dirty pages, which would otherwise all be sent paused.
+ * Sync and send them now if they fit the downtime target (a hot guest
+ * redirties them anyway: then they wait for the final round, as before),
+ * and drain again, so the blackout sends only what was dirtied since.
+ * No ROUND_END follows: these pages belong to the final round, whose
+ * ROUND_END(FINAL) counts them (the destination sees one round). The final
+ * sync after pause() reports every write made after this sync. */
+static int mig__last_pass(struct mig_send_ctx *x, struct err *e)
+{
+	struct mig_tx *tx = &x->tx;
+	uint64_t t0 = mig_now_ns(), n;
+
+	if (mig__sync(tx, e) < 0)
+		return err_prefix(e, "dirty_sync");
+	n = bitmap_count(&tx->dirty);
+	if (n && (double)n * PAGECODEC_MAX_RECORD * 1000.0 / x->bw <= tx->p.downtime_ms) {
+		if (mig_tx_send_dirty(tx, e) < 0)
+			return -1;
+		tx->s.t.last_pass_pages = n;
+		(void)mig__drain(tx);	/* counted in last_pass */
+	}
+	tx->s.t.last_pass = mig__us(t0);
+	return 0;
 }
 
 /* Pause, last round, state, COMMIT, ACK_LOADED, GO, GO_ACK. Returns 0,
@@ -327,7 +356,9 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	snprintf(x->where, sizeof(x->where), "switchover");
 	mig_tx_publish(tx);
 	/* Still running: let the pre-copy backlog reach the destination. */
-	mig__drain(tx);
+	tx->s.t.drain = mig__drain(tx);
+	if (mig__last_pass(x, e) < 0)
+		goto out;
 	x->t_pause = t = mig_now_ns();
 	x->paused = 1;	/* set first: a half-done pause is undone by resume */
 	if (tx->ops->pause(tx->vm, e) < 0) {
@@ -390,7 +421,8 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	ret = 0;
 out:
 	vmstate_writer_free(&w);
-	tx->s.downtime_ms = (mig_now_ns() - x->t_pause) / 1000000;
+	if (x->paused)
+		tx->s.downtime_ms = (mig_now_ns() - x->t_pause) / 1000000;
 	return ret;
 }
 

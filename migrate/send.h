@@ -85,6 +85,9 @@ struct mig_times {
 	uint64_t dirty_start;		/* dirty_start + the arming dirty_sync */
 	uint64_t sync_total, sync_max;	/* every dirty_sync, incl. the final */
 	uint64_t drain;			/* before pause: wait for our send queue to empty */
+	uint64_t last_pass;		/* still running: sync + send what the drain let
+					 * the guest dirty, + drain again */
+	uint64_t last_pass_pages;	/* pages that pass sent (a count, not us) */
 	uint64_t pause;			/* pause() */
 	uint64_t final_sync, final_send;	/* final dirty_sync; last pages + ROUND_END */
 	uint64_t save, state_send;	/* save_state; STATE slices + COMMIT */
