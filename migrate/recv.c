@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "lib/frame.h"
 #include "migrate/fault.h"
+#include "migrate/rxq.h"
 
 static uint64_t mig_recv__now_ms(void)
 {
@@ -55,16 +57,50 @@ static int mig_recv__fault(struct frame_conn *c, const struct mig_rx *rx, uint8_
 	}
 }
 
+/* 1 if fd is a stream socket: the receive pipeline needs shutdown() to
+ * stop a reader blocked in read(). */
+static int mig_recv__is_stream(int fd)
+{
+	int type = 0;
+	socklen_t l = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM;
+}
+
+/* The next frame: from the pipeline's reader while it runs (*queued = 1:
+ * release it after handling), else read here into own. */
+static int mig_recv__next(struct frame_conn *c, struct mig_rxq *q, uint8_t *own,
+			  uint16_t *type, uint8_t **p, size_t *len, int *queued, struct err *e)
+{
+	*queued = 0;
+	if (q->running) {
+		int r = mig_rxq_next(q, type, p, len, e);
+
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			*queued = 1;
+			return 0;
+		}
+		mig_rxq_stop(q);	/* pre-copy is over; the reader has quit */
+	}
+	*p = own;
+	return frame_recv(c, type, own, MIG_FRAME_MAX, len, e);
+}
+
 int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 	     const struct auth_secret *secret, int timeout_ms,
 	     struct mig_recv_stats *st, struct err *e)
 {
 	struct frame_conn c;
 	struct mig_rx rx;
+	struct mig_rxq q;
 	uint8_t *buf = NULL, reply[MIG_RX_REPLY_MAX];
 	uint64_t t0 = mig_recv__now_ms(), t_final = 0, t_last_re = 0;
-	int have_conn = 0, have_rx = 0, peer_error = 0, ret = -1;
+	int have_conn = 0, have_rx = 0, peer_error = 0, ret = -1, pipeline;
 
+	memset(&q, 0, sizeof(q));
+	pipeline = mig_recv__is_stream(fd);
 	if (timeout_ms <= 0)
 		timeout_ms = MIG_RECV_TIMEOUT_MS;
 	if (st)
@@ -89,8 +125,19 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 	for (;;) {
 		uint16_t type, rtype;
 		size_t len, rlen;
+		uint8_t *p;
+		int queued;
 
-		if (frame_recv(&c, &type, buf, MIG_FRAME_MAX, &len, e) < 0) {
+		/* Pre-copy: a reader thread reads and checks frames while
+		 * this one decodes and writes pages (migrate/rxq.h). Without
+		 * it (not a stream socket, no thread) we read here. */
+		if (pipeline && rx.state == MIG_RX_RECV_PAGES) {
+			pipeline = 0;
+			if (mig_rxq_start(&q, &c, MIG_FRAME_MAX, e) < 0)
+				fprintf(stderr, "migrate: recv: %s: reading in one thread\n", e->msg);
+		}
+		if (mig_recv__next(&c, &q, buf, &type, &p, &len, &queued, e) < 0) {
+			mig_rxq_stop(&q);
 			if (c.eof)
 				err_set(e, "source closed connection");
 			err_prefix(e, "%s", mig_rx_state_name(rx.state));
@@ -101,13 +148,19 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 			mig_send_error(&c, e->msg);
 			goto out;
 		}
-		if (mig_rx_frame(&rx, type, buf, len, &rtype, reply, &rlen, e) < 0) {
+		if (mig_rx_frame(&rx, type, p, len, &rtype, reply, &rlen, e) < 0) {
 			peer_error = type == MIG_F_ERROR;
+			/* The reader owns the receive half: stop it first.
+			 * Whatever it saw, our outbound stream is intact. */
+			mig_rxq_stop(&q);
+			c.broken = 0;
 			/* Tell the source why (it resumes the guest on its side). */
 			if (!peer_error)
 				mig_send_error(&c, e->msg);
 			goto out;
 		}
+		if (queued)
+			mig_rxq_release(&q);
 		if (type == MIG_F_ROUND_END) {
 			/* The final round starts right after the previous
 			 * ROUND_END; blackout is measured from there. */
@@ -140,6 +193,7 @@ out:
 		st->total_ms = mig_recv__now_ms() - t0;
 		st->blackout_ms = ret == 0 && t_final ? mig_recv__now_ms() - t_final : 0;
 	}
+	mig_rxq_fini(&q);
 	if (have_rx)
 		mig_rx_fini(&rx);
 	if (have_conn)
