@@ -124,7 +124,8 @@ int pagecodec_encode(struct pagecodec_enc *e, uint64_t gfn, const void *page,
 		if (e->lz4_state && !(e->flags & PAGECODEC_ENC_NO_LZ4))
 			n = LZ4_compress_fast_extState(e->lz4_state, page,
 					(char *)o + PAGECODEC_HDR_SIZE, PAGECODEC_PAGE_SIZE,
-					PAGECODEC_PAGE_SIZE - PAGECODEC_LZ4_SLACK - 1, 1);
+					PAGECODEC_PAGE_SIZE - PAGECODEC_LZ4_SLACK - 1,
+					e->lz4_accel > 1 ? e->lz4_accel : 1);
 		if (n > 0) {
 			kind = PAGECODEC_LZ4;
 			plen = n;

@@ -50,6 +50,8 @@ struct pagecodec_enc {
 	struct pagecodec_stats st;
 	unsigned flags;
 	void *lz4_state;	/* per-encoder LZ4 scratch, no 16K stack use */
+	int lz4_accel;		/* LZ4 acceleration (<= 1: default, best ratio);
+				 * higher = faster, fewer bytes saved; may change after init */
 };
 
 int pagecodec_enc_init(struct pagecodec_enc *e, unsigned flags, struct err *err);

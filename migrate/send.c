@@ -26,6 +26,7 @@ void mig_params_default(struct mig_params *p)
 	p->force_factor = 4;
 	p->auto_converge = 1;
 	p->compress = -1;
+	p->lz4_accel = MIG_LZ4_ACCEL_DEFAULT;
 	p->io_timeout_ms = 30000;
 	p->state_size_est = 256 << 10;
 }
@@ -173,6 +174,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	    pagecodec_enc_init(&tx->enc, 0, e) < 0)
 		goto out;
 	tx->have_enc = 1;
+	tx->enc.lz4_accel = tx->p.lz4_accel > 0 ? tx->p.lz4_accel : MIG_LZ4_ACCEL_DEFAULT;
 	/* Bound every blocking send: a destination that stops reading must
 	 * not hang us (ENOTSOCK: not a socket, nothing to bound). */
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 && errno != ENOTSOCK) {

@@ -50,9 +50,14 @@ struct mig_params {
 	int auto_converge;		/* throttle when stuck; default 1 */
 	int compress;			/* LZ4 records: 1 on, 0 off, -1 auto (default):
 				 * on (see mig__setup) */
+	int lz4_accel;			/* LZ4 acceleration (1 = best ratio); default
+					 * MIG_LZ4_ACCEL_DEFAULT, 0 = default */
 	int io_timeout_ms;		/* every wait for the peer; default 30000 */
 	uint64_t state_size_est;	/* device-state guess for prediction; default 256 KiB */
 };
+
+/* LZ4 compressing is the sender's main per-byte cost (~10x decoding). */
+#define MIG_LZ4_ACCEL_DEFAULT 4
 
 void mig_params_default(struct mig_params *p);
 
