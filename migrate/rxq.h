@@ -20,7 +20,10 @@
 #include "lib/err.h"
 #include "lib/frame.h"
 
-#define MIG_RXQ_SLOTS 4
+#define MIG_RXQ_SLOTS 2	/* one being applied, one read ahead: more would
+				 * only add to what the destination still has to
+				 * apply when the source pauses (the drain sees
+				 * only its own send queue) */
 
 struct mig_rxq {
 	struct frame_conn *c;
