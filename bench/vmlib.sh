@@ -4,7 +4,7 @@
 KROOT=$(tests/lab/kernel.sh)
 K=$(ls "$KROOT"/boot/vmlinuz-* | head -1)
 I=build/guests/linux/initramfs.cpio.gz
-VMM=build/vmm
+VMM=${BENCH_VMM:-build/vmm}	# another binary as "ours": before/after in one lab boot
 QACCEL=${BENCH_QEMU_ACCEL:-kvm}
 QCPU=host; [ "$QACCEL" = kvm ] || QCPU=max
 QMON="python3 bench/qmon.py"
