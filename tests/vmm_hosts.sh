@@ -47,8 +47,15 @@ ctl() { "$VMM" ctl "$@"; }
 # Heartbeats: the Linux guest prints "HEARTBEAT n=.. t=.. mono=..", the
 # freestanding guest "HEARTBEAT gen=..".
 hb_count() { _n=$(count_lines "$1" '^HEARTBEAT gen=|HEARTBEAT n='); echo "${_n:-0}"; }
-# hb_field FILE FIELD: FIELD (n, t, mono, gen) of every heartbeat, one a line.
-hb_field() { tr -d '\r' < "$1" | sed -n "s/.*HEARTBEAT .*\b$2=\([0-9.]*\).*/\1/p"; }
+# hb_field FILE FIELD: FIELD (n, t, mono, gen) of every complete heartbeat
+# line, one a line. A source's log may end mid-line (the guest was paused
+# while printing; the rest goes to the destination's log): that partial line
+# is left out, else its value (cut short, and without a newline, so glued to
+# the next file's first value: "139140") breaks the "increasing" checks.
+hb_field() {
+    if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi |
+        tr -d '\r' | sed -n "s/.*HEARTBEAT .*\b$2=\([0-9.]*\).*/\1/p"
+}
 # wait_hb FILE N TIMEOUT: wait until FILE has at least N heartbeats.
 wait_hb() {
     _t=0
