@@ -38,6 +38,7 @@ struct vm_config {
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
 	struct vm_net_cfg nets[VM_MAX_NICS];
 	bool rng;		/* --rng: virtio-rng */
+	bool balloon;		/* virtio-balloon free page reporting; on unless --no-balloon */
 };
 
 void config_defaults(struct vm_config *c);

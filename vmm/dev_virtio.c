@@ -1,4 +1,4 @@
-/* Virtio devices (blk, net, rng) as entries of the VM's device list. */
+/* Virtio devices (blk, net, rng, balloon) as entries of the VM's device list. */
 #include "vmm/dev_virtio.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vmm/pci_glue.h"
+#include "vmm/virtio/balloon.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/rng.h"
@@ -18,7 +19,7 @@
 
 int dev_virtio_count(const struct vm_config *c)
 {
-	return c->ndisks + c->nnets + (c->rng ? 1 : 0);
+	return c->ndisks + c->nnets + (c->rng ? 1 : 0) + (c->balloon ? 1 : 0);
 }
 
 const struct device_ops *dev_virtio_ops(const struct vm_config *c, int i)
@@ -27,7 +28,9 @@ const struct device_ops *dev_virtio_ops(const struct vm_config *c, int i)
 		return &virtio_blk_dev_ops;
 	if (i < c->ndisks + c->nnets)
 		return &virtio_net_dev_ops;
-	return &virtio_rng_dev_ops;
+	if (i == c->ndisks + c->nnets && c->rng)
+		return &virtio_rng_dev_ops;
+	return &virtio_balloon_dev_ops;
 }
 
 /* ---- transport callbacks ---- */
@@ -76,6 +79,16 @@ static void vdev_exit(struct device *dev)
 		return;
 	if (v->glue)
 		pci_glue_remove(v->glue, v);
+	if (v->vd_inited && v->kind == VDEV_BALLOON) {
+		struct virtio_balloon_stats st;
+
+		/* tests/integration/vmm_linux_boot checks this line */
+		virtio_balloon_get_stats(&v->vd, &st);
+		fprintf(stderr, "vmm: virtio-balloon: guest reported %llu MiB free (%llu ranges "
+			"punched), inflated %llu MiB, %llu ranges skipped\n",
+			(unsigned long long)(st.reported_bytes >> 20), (unsigned long long)st.ranges,
+			(unsigned long long)(st.inflated_bytes >> 20), (unsigned long long)st.skipped);
+	}
 	if (v->vd_inited)
 		virtio_dev_free(&v->vd);
 	if (v->fd >= 0)
@@ -114,6 +127,8 @@ static int backend_init(struct vdev *v, struct vm *vm, struct err *e)
 	}
 	case VDEV_RNG:
 		return virtio_rng_init(&v->vd, gm, e);
+	case VDEV_BALLOON:
+		return virtio_balloon_init(&v->vd, gm, vm->mem.memfd, vm->mem.ram, vm->mem.size, e);
 	}
 	return err_set(e, "unknown device kind");
 }
@@ -136,7 +151,8 @@ static int vdev_realize(struct device *dev, struct err *e)
 	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		v->qfd[q] = -1;
 	v->kind = dev->ops == &virtio_blk_dev_ops ? VDEV_BLK
-		: dev->ops == &virtio_net_dev_ops ? VDEV_NET : VDEV_RNG;
+		: dev->ops == &virtio_net_dev_ops ? VDEV_NET
+		: dev->ops == &virtio_rng_dev_ops ? VDEV_RNG : VDEV_BALLOON;
 	v->index = instance_index(dev);
 	if (backend_init(v, vm, e) < 0)
 		goto fail;
@@ -200,3 +216,4 @@ void dev_virtio_announce(struct device *dev)
 const struct device_ops virtio_blk_dev_ops = VDEV_OPS("virtio-blk");
 const struct device_ops virtio_net_dev_ops = VDEV_OPS("virtio-net");
 const struct device_ops virtio_rng_dev_ops = VDEV_OPS("virtio-rng");
+const struct device_ops virtio_balloon_dev_ops = VDEV_OPS("virtio-balloon");

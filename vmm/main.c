@@ -30,6 +30,7 @@ static const char usage_text[] =
 	"usage: vmm run --name NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"               --mem SIZE --cpus N [--serial stdio|PATH] [--control SOCKET]\n"
 	"               [--disk PATH[,ro]]... [--net tap=IFNAME[,mac=MAC]]... [--rng]\n"
+	"               [--no-balloon]\n"
 	"       vmm run --restore DIR [--control SOCKET] [--serial stdio|PATH]\n"
 	"       vmm run --incoming HOST:PORT --secret-file F [--mem/--cpus/device options\n"
 	"               as on the source; --kernel is accepted and not loaded]\n"
@@ -38,6 +39,8 @@ static const char usage_text[] =
 	"  --disk PATH[,ro]   virtio-blk on a raw image or block device (repeatable)\n"
 	"  --net tap=IFNAME[,mac=MAC]  virtio-net on an existing or new tap (repeatable)\n"
 	"  --rng              virtio-rng (entropy from the host's getrandom)\n"
+	"  --no-balloon       no virtio-balloon (default: one offering free page\n"
+	"                     reporting; freed guest RAM goes back to the host)\n"
 	"  --console SOCKET   Unix socket whose bytes become the serial port's input\n"
 	"  --secret-file F    cluster secret for live migration (mode 0600)\n"
 	"  --incoming HOST:PORT  wait for one live migration, then run the guest\n"
@@ -64,7 +67,7 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 {
 	enum { O_NAME = 1, O_KERNEL, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_SERIAL, O_HELP,
 	       O_RESTORE, O_CONTROL, O_DISK, O_NET, O_RNG, O_INCOMING, O_SECRET, O_CONSOLE,
-	       O_RAMHASH, O_MIGFAULT };
+	       O_RAMHASH, O_MIGFAULT, O_BALLOON, O_NO_BALLOON };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -80,6 +83,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "net", required_argument, NULL, O_NET },
 		{ "rng", no_argument, NULL, O_RNG },
+		{ "balloon", no_argument, NULL, O_BALLOON },
+		{ "no-balloon", no_argument, NULL, O_NO_BALLOON },
 		{ "incoming", required_argument, NULL, O_INCOMING },
 		{ "secret-file", required_argument, NULL, O_SECRET },
 		{ "debug-ram-hash", optional_argument, NULL, O_RAMHASH },
@@ -122,6 +127,8 @@ static void parse_run(int argc, char **argv, struct vm_config *c)
 			c->nnets++;
 			break;
 		case O_RNG: c->rng = true; break;
+		case O_BALLOON: c->balloon = true; break;
+		case O_NO_BALLOON: c->balloon = false; break;
 		case O_INCOMING: incoming = optarg; break;
 		case O_SECRET: secret_file = optarg; break;
 		case O_RAMHASH: ramhash_enable(optarg); break;

@@ -26,7 +26,7 @@ struct vm;
 
 #define PCI_GLUE_MAX_DEVS	16
 
-enum vdev_kind { VDEV_BLK, VDEV_NET, VDEV_RNG };
+enum vdev_kind { VDEV_BLK, VDEV_NET, VDEV_RNG, VDEV_BALLOON };
 
 /* One virtio-pci device (dev->priv of its struct device). */
 struct vdev {

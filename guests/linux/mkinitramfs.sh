@@ -13,7 +13,7 @@ OUT=$1
 BIN=${2:-$(dirname "$OUT")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
-MODS=${GUEST_MODULES:-virtio virtio_ring virtio_pci virtio_net virtio_blk virtio_rng}
+MODS=${GUEST_MODULES:-virtio virtio_ring virtio_pci virtio_net virtio_blk virtio_rng virtio_balloon}
 KROOT=${VMLAB_CACHE:-/var/cache/vmlab}/root
 if ! ls "$KROOT"/boot/vmlinuz-* >/dev/null 2>&1 || [ ! -f "$KROOT/.complete" ] || [ ! -d "$KROOT/lib/modules" ]; then
     echo "mkinitramfs: no unpacked guest kernel in $KROOT; run 'make deps' first (it runs tests/lab/kernel.sh)" >&2
