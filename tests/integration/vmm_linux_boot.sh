@@ -1,8 +1,10 @@
 #!/bin/sh
 # test: our vmm boots the Debian kernel + Linux test guest with 2 vCPUs and
 # virtio-rng: GUEST UP, CPUS ONLINE 2, the virtio modules load, heartbeats
-# keep coming (timer interrupts and SMP work), and SIGUSR2 makes the vmm dump
-# every vCPU's state (and dumps them when the guest stays silent).
+# keep coming (timer interrupts and SMP work), SIGUSR2 makes the vmm dump
+# every vCPU's state (and dumps them when the guest stays silent), and the
+# default virtio-balloon gets free pages reported (the vmm logs MiB > 0) and
+# guest RAM resident in the memfd (RssShmem) drops below its GUEST UP value.
 # needs: kvm
 # timeout: 240
 . tests/lib.sh
@@ -23,6 +25,8 @@ vcpu_dump() {
 }
 wait_for "$LOG" "^GUEST UP" 150 || { vcpu_dump; die "no GUEST UP"; }
 log "GUEST UP after $(echo "$(date +%s.%N) - $start" | bc) s"
+shmem_kib() { awk '/^RssShmem/{print $2}' /proc/$PID/status; }
+SHMEM_UP=$(shmem_kib)
 wait_for "$LOG" "^CPUS ONLINE" 30 || die "no CPUS ONLINE line"
 grep -q "^CPUS ONLINE 2" "$LOG" || die "want CPUS ONLINE 2: $(grep '^CPUS ONLINE' "$LOG")"
 wait_for "$LOG" "^MODULES LOADED" 60 || die "no MODULES LOADED"
@@ -37,6 +41,15 @@ for i in 0 1; do
         die "bad state dump for vCPU $i: $(grep "^vmm: vcpu$i: " "$LOG")"
 done
 kill -0 $PID 2>/dev/null || die "vmm exited on the state dump"
+# Free page reporting: the guest reports 2 MiB blocks ~2 s after they are
+# freed (kernel decompression, initramfs unpacking); the vmm punches them.
+wait_for "$LOG" "^vmm: virtio-balloon: guest reported [1-9][0-9]* MiB" 90 ||
+    die "no free page report from the guest (virtio_balloon bound? $(grep -i balloon "$LOG"))"
+grep -q "virtio-balloon: punching" "$LOG" && die "a punch failed: $(grep punching "$LOG")"
+sleep 5
+SHMEM_NOW=$(shmem_kib)
+log "RssShmem at GUEST UP ${SHMEM_UP} KiB, after reporting ${SHMEM_NOW} KiB"
+[ "$SHMEM_NOW" -lt "$SHMEM_UP" ] || die "RssShmem did not drop: $SHMEM_UP -> $SHMEM_NOW KiB"
 kill $PID; wait $PID 2>/dev/null || true
-grep -E "^(GUEST UP|CPUS|MODULES|HEARTBEAT n=3 |vmm: vcpu)" "$LOG"
+grep -E "^(GUEST UP|CPUS|MODULES|HEARTBEAT n=3 |vmm: vcpu|vmm: virtio-balloon)" "$LOG"
 echo "ok"

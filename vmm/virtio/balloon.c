@@ -17,6 +17,8 @@
 #define CFG_LEN		8
 
 #define PFNS_PER_READ	256
+/* A progress line on stderr at the first report and every this many bytes. */
+#define LOG_STEP	(64ULL << 20)
 
 struct balloon {
 	struct vq_elem elem;
@@ -25,6 +27,7 @@ struct balloon {
 	uint64_t ram_size;
 	struct virtio_balloon_stats st;
 	bool warned;		/* one message for the first failed punch */
+	uint64_t next_log;	/* reported_bytes that prints the next progress line */
 };
 
 /* Give [gpa, gpa+len) (host pointer host, from vq_pop or gm_ptr, so inside
@@ -77,6 +80,11 @@ static void report(struct virtio_dev *vd, struct vq_elem *el)
 	b->st.skipped += el->n_out;
 	for (int i = el->n_out; i < el->n_out + el->n_in; i++)
 		b->st.reported_bytes += punch(vd, el->iov[i].base, el->iov[i].gpa, el->iov[i].len);
+	if (b->st.reported_bytes && b->st.reported_bytes >= b->next_log) {
+		fprintf(stderr, "vmm: virtio-balloon: guest reported %llu MiB free so far\n",
+			(unsigned long long)(b->st.reported_bytes >> 20));
+		b->next_log = (b->st.reported_bytes / LOG_STEP + 1) * LOG_STEP;
+	}
 }
 
 /* inflateq: the readable bytes are le32 PFNs of 4 KiB pages the guest gave
