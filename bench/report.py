@@ -29,13 +29,15 @@ def med(vmm, key, bench):
     v = [r[key] for r in rows if r["bench"] == bench and r["vmm"] == vmm]
     return (statistics.median(v), len(v)) if v else (None, 0)
 
-for key, unit, label in (("boot_s", "s", "boot to GUEST UP"), ("rss_kib", "MiB", "RSS after boot")):
-    o, no = med("ours", key, "boot")
-    q, nq = med("qemu", key, "boot")
-    if o is not None and q is not None:
-        if unit == "MiB":
-            o, q = o / 1024, q / 1024
-        table.append((label, o, q, o / q, unit, f"vs QEMU-KVM, median of {min(no, nq)}"))
+# Boot (bench/boot.sh): vs QEMU as-is and vs QEMU with a free-page-reporting balloon.
+for peer, pname in (("qemu", "QEMU-KVM"), ("qemu-balloon", "QEMU-KVM + virtio-balloon free-page-reporting")):
+    for key, unit, label in (("boot_s", "s", "boot to GUEST UP"), ("rss_kib", "MiB", "RSS after boot")):
+        o, no = med("ours", key, "boot")
+        q, nq = med(peer, key, "boot")
+        if o is not None and q is not None:
+            if unit == "MiB":
+                o, q = o / 1024, q / 1024
+            table.append((label, o, q, o / q, unit, f"vs {pname}, median of {min(no, nq)}"))
 
 # Snapshot/restore (bench/snapshot.sh): medians, ours vs QEMU-KVM.
 for key, unit, label, scale in (("save_s", "s", "snapshot save (512M, 128M dirty)", 1),
