@@ -4,7 +4,9 @@
  * outside it). The device loop pops, writes into the chain, pushes, and
  * asks for notification decisions, as a device would; dirty marks must
  * stay inside RAM. With flag bit 5 the same ring feeds a live virtio-blk
- * device (memfd disk) instead, so request parsing sees hostile chains. */
+ * device (memfd disk) instead, so request parsing sees hostile chains; with
+ * flag bit 5 and size bit 7 a virtio-balloon (inflate PFN lists, reported
+ * ranges punched from a memfd standing in for RAM) on queue size % 3. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/virtio/balloon.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/guest_mem.h"
 #include "vmm/virtio/virtqueue.h"
@@ -53,6 +56,35 @@ static void run_blk(struct guest_mem *gm, const struct virtq *shape)
 	virtio_dev_free(&vd);
 }
 
+/* virtio-balloon: the heap RAM's offsets stand for memfd offsets, so punches
+ * land in a scratch memfd (the heap bytes stay; parsing is what is fuzzed). */
+static void run_balloon(struct guest_mem *gm, uint8_t *ram, const struct virtq *shape)
+{
+	static int memfd = -1;
+	struct virtio_dev vd;
+	struct err err;
+	uint16_t q = shape->size % 3;
+
+	if (memfd < 0) {
+		memfd = memfd_create("fuzzram", 0);
+		if (memfd < 0 || ftruncate(memfd, RAM) < 0)
+			abort();
+	}
+	if (virtio_balloon_init(&vd, gm, memfd, ram, RAM, &err) < 0)
+		abort();
+	vd.guest_features = vd.host_features;
+	vd.status = VIRTIO_STAT_ACKNOWLEDGE | VIRTIO_STAT_DRIVER | VIRTIO_STAT_FEATURES_OK |
+		    VIRTIO_STAT_DRIVER_OK;
+	vd.vq[q].size = shape->size;
+	vd.vq[q].desc_addr = shape->desc_addr;
+	vd.vq[q].avail_addr = shape->avail_addr;
+	vd.vq[q].used_addr = shape->used_addr;
+	virtio_dev_queue_enable(&vd, q);
+	for (int i = 0; i < 3; i++)
+		virtio_dev_notify(&vd, q);
+	virtio_dev_free(&vd);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct vq_elem e;
@@ -81,7 +113,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq.used_addr = a[2] % (RAM + 64);
 	vq.last_avail_idx = (fl & 0x40) ? 0xfff0 : 0;
 	vq.used_idx = vq.last_avail_idx;
-	if (fl & 0x20) {
+	if ((fl & 0x20) && (sz & 0x80)) {
+		run_balloon(&gm, ram, &vq);
+	} else if (fl & 0x20) {
 		run_blk(&gm, &vq);
 	} else if (vq_enable(&vq, fl & 1, fl & 2) == 0) {
 		for (int i = 0; i < 300; i++) {

@@ -17,7 +17,9 @@
 #define CFG_LEN		8
 
 #define PFNS_PER_READ	256
-/* A progress line on stderr at the first report and every this many bytes. */
+/* A progress line on stderr once 1 MiB was reported (Linux reports 2 MiB
+ * blocks), then every LOG_STEP bytes. */
+#define LOG_FIRST	(1ULL << 20)
 #define LOG_STEP	(64ULL << 20)
 
 struct balloon {
@@ -80,7 +82,7 @@ static void report(struct virtio_dev *vd, struct vq_elem *el)
 	b->st.skipped += el->n_out;
 	for (int i = el->n_out; i < el->n_out + el->n_in; i++)
 		b->st.reported_bytes += punch(vd, el->iov[i].base, el->iov[i].gpa, el->iov[i].len);
-	if (b->st.reported_bytes && b->st.reported_bytes >= b->next_log) {
+	if (b->st.reported_bytes >= b->next_log) {
 		fprintf(stderr, "vmm: virtio-balloon: guest reported %llu MiB free so far\n",
 			(unsigned long long)(b->st.reported_bytes >> 20));
 		b->next_log = (b->st.reported_bytes / LOG_STEP + 1) * LOG_STEP;
@@ -194,6 +196,7 @@ int virtio_balloon_init(struct virtio_dev *vd, const struct guest_mem *gm, int m
 	b->memfd = memfd;
 	b->ram = ram;
 	b->ram_size = ram_size;
+	b->next_log = LOG_FIRST;
 	virtio_dev_init(vd, &virtio_balloon_ops, b, gm, 1ULL << VIRTIO_BALLOON_F_REPORTING_BIT, 3,
 			VIRTIO_BALLOON_QUEUE_SIZE);
 	vd->config_len = CFG_LEN;	/* zeroed by virtio_dev_init: num_pages = 0 */
