@@ -37,15 +37,15 @@ struct balloon {
 static uint64_t punch(struct virtio_dev *vd, uint8_t *host, uint64_t gpa, uint64_t len)
 {
 	struct balloon *b = vd->priv;
-	uint64_t off;
+	uintptr_t h = (uintptr_t)host, base = (uintptr_t)b->ram;
+	uint64_t off = h - base;	/* meaningful only once h >= base */
 
-	if (!len || ((uintptr_t)host | gpa | len) & (VIRTIO_BALLOON_PAGE - 1) ||
-	    host < b->ram || (uint64_t)(host - b->ram) > b->ram_size ||
-	    len > b->ram_size - (uint64_t)(host - b->ram)) {
+	/* Inside the memfd mapping (overflow-safe: lengths, not ends). */
+	if (!len || (h | gpa | len) & (VIRTIO_BALLOON_PAGE - 1) || h < base ||
+	    off > b->ram_size || len > b->ram_size - off) {
 		b->st.skipped++;
 		return 0;
 	}
-	off = (uint64_t)(host - b->ram);
 	/* ORDER (migration/Remus/clone invariant): punch FIRST, mark dirty
 	 * AFTER. The range now reads as zeros, a change KVM's dirty log never
 	 * sees, so the VMM bitmap must carry it. A dirty sync that harvests
