@@ -5,7 +5,9 @@
 # echo server, virtio-net on a tap in the host's bridge) is migrated h1 -> h2
 # while a client keeps one TCP connection to the guest's echo port busy; the
 # connection must keep echoing after the move (the guest announces its MAC
-# after resume; the tap of the dead source disappears).
+# after resume; the tap of the dead source disappears). The destination's
+# fresh tap must get the checksum/TSO offloads the guest negotiated on the
+# source (re-applied when the device state loads).
 # needs: kvm
 # timeout: 900
 . tests/lib.sh
@@ -40,6 +42,9 @@ ctl "$TMP/m0.sock" migrate --to $IP2:$PORT --downtime 1000 || die "migrate comma
 wait_exit $SRC 300
 cat "$TMP/m0.err" "$TMP/m1.err"
 [ $rc -eq 0 ] || die "source exited $rc"
+off=$(ip netns exec "$H2" python3 tests/tap_offloads.py vtap0) || die "cannot read vtap0 offloads"
+echo "destination $off"
+[ "$off" = "vtap0 csum=1 tso=1" ] || die "offloads not re-applied on the destination's tap: $off"
 before=$(grep -c '^echo ' "$TMP/client.log")
 wait_hb "$TMP/m1.log" 2 120
 _t=0

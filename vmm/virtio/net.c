@@ -12,7 +12,7 @@
 #include "lib/vcursor.h"
 #include "lib/vmstate.h"
 
-#define RX_BUF		(VIRTIO_NET_HDR_LEN + 65536 + 4096)	/* > any tap frame */
+#define RX_BUF		(VIRTIO_NET_HDR_LEN + VIRTIO_NET_FRAME_MAX)	/* >= any tap frame */
 #define CFG_STATUS	6	/* config: mac[6], status u16 */
 #define CTRL_ANNOUNCE	3
 #define CTRL_ANNOUNCE_ACK 0
@@ -23,6 +23,7 @@ struct net {
 	bool offloads_set;
 	uint32_t pending;		/* bytes of a packet waiting in rxbuf, 0 = none */
 	uint64_t tx_dropped, rx_dropped;
+	uint64_t tx_bad_hdr, rx_bad_hdr;	/* of those, refused by net_hdr_check_* */
 	struct vq_elem elem, first;
 	uint16_t heads[VIRTIO_NET_QUEUE_SIZE];
 	uint32_t lens[VIRTIO_NET_QUEUE_SIZE];
@@ -35,16 +36,14 @@ static uint16_t net_status(struct virtio_dev *vd)
 }
 
 /* Tell the tap which offloads the guest can take in RX packets. Best
- * effort: without them the tap hands over fully checksummed frames. */
+ * effort: without them the tap hands over segmented, checksummed frames
+ * (and net_hdr_check_rx drops any frame the guest did not negotiate, e.g.
+ * one queued in the tap before a change). */
 static void net_sync_offloads(struct virtio_dev *vd, struct net *n)
 {
-	unsigned long off = 0;
-
 	if (n->offloads_set && n->offloads_for == vd->guest_features)
 		return;
-	if (virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM))
-		off |= TUN_F_CSUM;
-	(void)ioctl(n->tap, TUNSETOFFLOAD, off);
+	(void)ioctl(n->tap, TUNSETOFFLOAD, net_tap_offloads(vd->guest_features));
 	n->offloads_for = vd->guest_features;
 	n->offloads_set = true;
 }
@@ -52,23 +51,36 @@ static void net_sync_offloads(struct virtio_dev *vd, struct net *n)
 static void net_tx(struct virtio_dev *vd, struct net *n)
 {
 	struct virtq *vq = &vd->vq[VIRTIO_NET_Q_TX];
-	struct iovec iov[VQ_MAX_SEGS];
+	struct iovec iov[VQ_MAX_SEGS + 1];
+	uint8_t hdr[VIRTIO_NET_HDR_LEN];
 	bool pushed = false;
 
 	while (vq_pop(vq, &n->elem) == 1) {
-		int cnt = vq_elem_iovec(&n->elem, false, 0, n->elem.out_len, iov);
+		uint32_t flen;
 		ssize_t r;
+		int cnt;
 
-		/* The 12-byte header goes to the tap as is (vnet hdr size 12). */
 		if (n->elem.out_len < VIRTIO_NET_HDR_LEN) {
 			n->tx_dropped++;
-		} else {
-			do
-				r = writev(n->tap, iov, cnt);
-			while (r < 0 && errno == EINTR);
-			if (r < 0)
-				n->tx_dropped++;	/* tap full or down: drop */
+			goto done;
 		}
+		flen = n->elem.out_len - VIRTIO_NET_HDR_LEN;
+		/* The tap gets our checked copy of the header, not guest RAM,
+		 * which the guest could change after the check. */
+		vq_elem_read(&n->elem, 0, hdr, VIRTIO_NET_HDR_LEN);
+		if (net_hdr_check_tx(hdr, flen, vd->guest_features)) {
+			n->tx_dropped++;
+			n->tx_bad_hdr++;
+			goto done;
+		}
+		iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = VIRTIO_NET_HDR_LEN };
+		cnt = vq_elem_iovec(&n->elem, false, VIRTIO_NET_HDR_LEN, flen, iov + 1);
+		do
+			r = writev(n->tap, iov, cnt + 1);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			n->tx_dropped++;	/* tap full or down, or refused: drop */
+done:
 		if (vq_push(vq, n->elem.head, 0) < 0)
 			break;
 		pushed = true;
@@ -114,7 +126,10 @@ static int net_rx_one(struct virtio_dev *vd, struct net *n)
 		n->lens[nb] = k;
 		nb++;
 		off += k;
-		if (nb == VIRTIO_NET_QUEUE_SIZE && off < len) {
+		/* The whole ring (or our bookkeeping) cannot hold it: a
+		 * 64 KiB GSO frame into a small ring of small buffers would
+		 * otherwise wait forever and stall RX. */
+		if ((nb == VIRTIO_NET_QUEUE_SIZE || nb >= vq->size) && off < len) {
 			vq_unpop(vq, nb);
 			n->rx_dropped++;
 			return 2;
@@ -152,8 +167,13 @@ int virtio_net_rx(struct virtio_dev *vd)
 				n->rx_dropped++;
 				continue;
 			}
-			/* The tap leaves num_buffers alone; start it at 1. */
-			le_put16(n->rxbuf + 10, 1);
+			/* Sets num_buffers to 1 (the tap leaves it alone). */
+			if (net_hdr_check_rx(n->rxbuf, (uint32_t)got - VIRTIO_NET_HDR_LEN,
+					     vd->guest_features)) {
+				n->rx_dropped++;
+				n->rx_bad_hdr++;
+				continue;
+			}
 			n->pending = (uint32_t)got;
 		}
 		r = net_rx_one(vd, n);
@@ -225,7 +245,10 @@ static void net_reset(struct virtio_dev *vd)
 	struct net *n = vd->priv;
 
 	n->pending = 0;
+	/* guest_features are 0 now: no offloads until the driver negotiates
+	 * again, so the tap stops queueing GSO frames right away. */
 	n->offloads_set = false;
+	net_sync_offloads(vd, n);
 	le_put16(vd->config + CFG_STATUS, VIRTIO_NET_S_LINK_UP);
 }
 
@@ -251,7 +274,11 @@ static int net_load(struct virtio_dev *vd, struct vcursor *c, struct err *e)
 	memcpy(vd->config, mac, 6);
 	le_put16(vd->config + CFG_STATUS, st);
 	n->pending = 0;
+	/* The destination's tap (or a restored one) starts with no offloads:
+	 * give it the ones the restored features call for now, not on the
+	 * first kick. guest_features were loaded before this hook runs. */
 	n->offloads_set = false;
+	net_sync_offloads(vd, n);
 	return 0;
 }
 
@@ -278,7 +305,10 @@ int virtio_net_init(struct virtio_dev *vd, const struct guest_mem *gm, int tap_f
 	uint64_t feat = (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
 			(1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_MRG_RXBUF) |
 			(1ULL << VIRTIO_NET_F_STATUS) | (1ULL << VIRTIO_NET_F_CTRL_VQ) |
-			(1ULL << VIRTIO_NET_F_GUEST_ANNOUNCE);
+			(1ULL << VIRTIO_NET_F_GUEST_ANNOUNCE) |
+			(1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+			(1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+			(1ULL << VIRTIO_NET_F_GUEST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_ECN);
 
 	if (!n)
 		return err_set(e, "virtio-net: out of memory");

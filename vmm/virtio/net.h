@@ -1,5 +1,13 @@
 /* virtio-net over a tap fd (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, vnet header
- * size 12 = struct virtio_net_hdr_v1, so headers pass through unchanged).
+ * size 12 = struct virtio_net_hdr_v1, so headers pass through after the
+ * checks in net_hdr.h).
+ *
+ * Offloads: CSUM/HOST_TSO4/HOST_TSO6/HOST_ECN hand the guest's partial-
+ * checksum and GSO frames (up to 64 KiB) to the tap, which checksums and
+ * segments them; GUEST_CSUM/GUEST_TSO4/GUEST_TSO6/GUEST_ECN become the
+ * tap's TUNSETOFFLOAD flags, so the tap hands us unsegmented frames. The
+ * flags follow the negotiated features: set on the first kick or RX after
+ * negotiation, cleared on reset, set again on load (restore, migration).
  *
  * Queues: 0 RX, 1 TX, 2 control (only ANNOUNCE_ACK is meaningful).
  * TX runs on the TX kick. RX runs from virtio_net_rx(), which the core
@@ -12,20 +20,12 @@
 
 #include <stdint.h>
 
+#include "vmm/virtio/net_hdr.h"
 #include "vmm/virtio/virtio.h"
-
-#define VIRTIO_NET_F_CSUM		0
-#define VIRTIO_NET_F_GUEST_CSUM		1
-#define VIRTIO_NET_F_MAC		5
-#define VIRTIO_NET_F_MRG_RXBUF		15
-#define VIRTIO_NET_F_STATUS		16
-#define VIRTIO_NET_F_CTRL_VQ		17
-#define VIRTIO_NET_F_GUEST_ANNOUNCE	21
 
 #define VIRTIO_NET_S_LINK_UP	1
 #define VIRTIO_NET_S_ANNOUNCE	2
 
-#define VIRTIO_NET_HDR_LEN	12	/* virtio_net_hdr_v1 incl. num_buffers */
 #define VIRTIO_NET_QUEUE_SIZE	256
 #define VIRTIO_NET_RX_BUDGET	256	/* packets per virtio_net_rx call */
 #define VIRTIO_NET_Q_RX		0
