@@ -4,8 +4,8 @@
 # directly or inside the lab). RSS is read BENCH_BOOT_SETTLE (6) s after
 # GUEST UP for every VMM alike: free page reporting gives freed guest RAM
 # back ~2 s after the guest frees it. Peers: QEMU as-is (no balloon) and
-# QEMU with -device virtio-balloon-pci,free-page-reporting=on (our vmm has
-# a reporting balloon by default). Prints JSON lines:
+# QEMU with -device virtio-balloon-pci,free-page-reporting=on; ours runs
+# with its defaults (no balloon: --balloon is opt-in, see vmm/virtio/README.md). Prints JSON lines:
 #   {"bench":"boot","vmm":"ours|qemu|qemu-balloon","run":N,"boot_s":..,"rss_kib":..}
 # Usage: bench/boot.sh [RUNS]
 set -eu

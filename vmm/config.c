@@ -13,7 +13,7 @@ void config_defaults(struct vm_config *c)
 	c->serial = "stdio";
 	c->mem_size = 256ULL << 20;
 	c->ncpus = 1;
-	c->balloon = true;
+	c->balloon = false;	/* opt-in: see vmm/virtio/README.md "virtio-balloon" (restore bug) */
 }
 
 int config_parse_size(const char *s, uint64_t *out, struct err *e)

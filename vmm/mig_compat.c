@@ -237,7 +237,7 @@ static int check_blobs(const struct blob *src, const struct blob *here, struct e
 		 e) < 0 ||
 	    same(src, here, "mem", "RAM bytes", "(give the destination the source's --mem)", e) < 0 ||
 	    same(src, here, "devs", "devices",
-		 "(give the destination the source's --disk/--net/--rng/--no-balloon)", e) < 0)
+		 "(give the destination the source's --disk/--net/--rng/--balloon)", e) < 0)
 		return -1;
 	for (int i = 0; i < VM_MAX_DISKS; i++) {
 		snprintf(key, sizeof(key), "disk.%d", i);

@@ -3,7 +3,7 @@
 # virtio-rng: GUEST UP, CPUS ONLINE 2, the virtio modules load, heartbeats
 # keep coming (timer interrupts and SMP work), SIGUSR2 makes the vmm dump
 # every vCPU's state (and dumps them when the guest stays silent), and the
-# default virtio-balloon gets free pages reported (the vmm logs MiB > 0) and
+# virtio-balloon (--balloon) gets free pages reported (the vmm logs MiB > 0) and
 # guest RAM resident in the memfd (RssShmem) drops below its GUEST UP value.
 # needs: kvm
 # timeout: 240
@@ -12,7 +12,7 @@ need_kvm
 VMM=$BUILD/vmm
 LOG=$TMP/boot.log
 start=$(date +%s.%N)
-$VMM run --name boot --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem 512M --cpus 2 --rng \
+$VMM run --name boot --kernel "$VMLINUZ" --initrd "$LINUX_INITRD" --mem 512M --cpus 2 --rng --balloon \
     --cmdline "console=ttyS0 panic=-1 quiet workload=idle" > "$LOG" 2>&1 &
 PID=$!
 on_exit "kill $PID"
