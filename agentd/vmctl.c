@@ -109,6 +109,16 @@ static Agent__Response *recv_resp(void)
 	return (Agent__Response *)m;
 }
 
+/* Copy the serial bytes a Log response carries to stdout. */
+static int write_log_chunk(const Agent__Response *r)
+{
+	struct err e;
+
+	if (r->log && r->log->data.len && fdio_write_full(1, r->log->data.data, r->log->data.len, &e) < 0)
+		return -1;
+	return 0;
+}
+
 static void __attribute__((noreturn)) fail_resp(Agent__Response *r)
 {
 	int code = r->code == AGENT__ERROR_CODE__ERROR_NOT_FOUND ? EX_NOTFOUND :
@@ -400,11 +410,8 @@ static int cmd_named(int argc, char **argv, Agent__Request__CmdCase cc)
 			Agent__Response *r = recv_resp();
 			if (!r->ok)
 				fail_resp(r);
-			if (r->log && r->log->data.len) {
-				struct err e;
-				if (fdio_write_full(1, r->log->data.data, r->log->data.len, &e) < 0)
-					return EX_FAIL;
-			}
+			if (write_log_chunk(r) < 0)
+				return EX_FAIL;
 			if (!r->more)
 				return EX_OK;
 			agent__response__free_unpacked(r, NULL);
@@ -724,11 +731,8 @@ static int cmd_console(int argc, char **argv)
 			r = recv_resp();
 			if (!r->ok)
 				fail_resp(r);
-			if (r->log && r->log->data.len) {
-				struct err e;
-				if (fdio_write_full(1, r->log->data.data, r->log->data.len, &e) < 0)
-					return EX_FAIL;
-			}
+			if (write_log_chunk(r) < 0)
+				return EX_FAIL;
 			if (!r->more) {
 				con_restore();
 				fprintf(stderr, "\nvmctl: console %s: the VM stopped running here\n", target);
