@@ -8,6 +8,8 @@
 #       working directory, with fresh tmpfs /tmp and /run. Its output streams
 #       here as it runs; its exit status becomes ours. A lab that hangs is killed
 #       at the timeout and reported (exit 124) with the last console lines.
+#       A wedged lab (kernel trouble on its console and no new output from the
+#       command for LAB_WEDGE_SECS, default 240) is ended early, exit 125.
 #       LAB_CONSOLE=FILE: copy the lab kernel's console log there at the end.
 #   lab.sh initrd
 #       Builds (or reuses) the lab's initramfs and prints its path.
@@ -130,7 +132,34 @@ cpu_share() {
     [ "$w" -gt 0 ] || w=1
     echo "lab: QEMU got $(( ticks * 100 / hz / w ))% of one host CPU over ${w}s (it emulates 2 CPUs; a starved lab runs everything slower)" >&2
 }
+# A wedged lab: the lab kernel reported trouble (soft lockup, RCU stall, hung
+# task, BUG) and the command's output (its stdout and the test logs
+# run-suite.sh keeps on the share) has not grown for LAB_WEDGE_SECS: it is
+# ended then as a dead lab (exit 125), not left to run into the timeout
+# (up to 20 minutes that the caller's rerun of the test needs more).
+WEDGE=${LAB_WEDGE_SECS:-240}
+TROUBLE="soft lockup|hard LOCKUP|rcu_.*detected stalls|blocked for more than|BUG:|Oops"
+trouble=""; last_size=""; last_growth=$start; last_check=0
+out_size() {
+    find "$OUT" -maxdepth 1 -type f ! -name console ! -name qemu.log -printf '%s\n' 2>/dev/null |
+        awk '{ s += $1 } END { print s + 0 }'
+}
 while kill -0 "$QPID" 2>/dev/null; do
+    now=$(date +%s)
+    if [ $((now - last_check)) -ge 5 ]; then
+        last_check=$now
+        sz=$(out_size)
+        [ "$sz" != "$last_size" ] && { last_size=$sz; last_growth=$now; }
+        [ -z "$trouble" ] && grep -qE "$TROUBLE" "$OUT/console" 2>/dev/null && trouble=1
+        if [ -n "$trouble" ] && [ $((now - last_growth)) -ge "$WEDGE" ]; then
+            kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
+            sleep 0.3; kill "$TPID" 2>/dev/null || true
+            echo "lab: wedged: the lab kernel reported trouble and the command wrote nothing for ${WEDGE}s; ended after $((now - start))s" >&2
+            grep -E "$TROUBLE|RIP: 0010|Comm:" "$OUT/console" | head -n 12 >&2 || true
+            cpu_share
+            exit 125
+        fi
+    fi
     if [ $(( $(date +%s) - start )) -ge "$TIMEOUT" ]; then
         kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
         sleep 0.3; kill "$TPID" 2>/dev/null || true
