@@ -5,6 +5,7 @@
  * headers, tap offloads following the features (negotiation, reset, load),
  * announce + ctrl ack, dirty marks, save/load. */
 #include "tests/unit/test_virtio_vq.h"
+#include "tests/unit/test_vnet_hdr.h"
 
 #include <errno.h>
 #include <linux/if_tun.h>
@@ -285,18 +286,6 @@ static void test_announce_and_save(void **state)
 	fix_free(f);
 }
 
-static void put_hdr(uint8_t *h, uint8_t flags, uint8_t gso, uint16_t hdr_len, uint16_t gso_size,
-		    uint16_t cstart, uint16_t coff)
-{
-	h[0] = flags;
-	h[1] = gso;
-	le_put16(h + 2, hdr_len);
-	le_put16(h + 4, gso_size);
-	le_put16(h + 6, cstart);
-	le_put16(h + 8, coff);
-	le_put16(h + 10, 0x1234);
-}
-
 /* Post a TX chain: header at DATA_GPA, frame of flen bytes at +0x1000. */
 static void tx_chain(struct fix *f, uint16_t d0, const uint8_t *hdr, uint32_t hlen, uint32_t flen)
 {
@@ -322,7 +311,7 @@ static void test_tx_gso_hostile(void **state)
 	drv_write(f->fr, DATA_GPA + 0x1000, frame, sizeof(frame));
 
 	/* a TSO4 frame goes to the tap with the (normalized) header */
-	put_hdr(h, VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID,
+	vnet_hdr_put(h, VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID,
 		VIRTIO_NET_HDR_GSO_TCPV4, 54, 1448, 34, 16);
 	tx_chain(f, 0, h, sizeof(h), sizeof(frame));
 	assert_int_equal(read(f->sv[1], got, sizeof(got)), VIRTIO_NET_HDR_LEN + sizeof(frame));
@@ -333,15 +322,15 @@ static void test_tx_gso_hostile(void **state)
 	assert_memory_equal(got + VIRTIO_NET_HDR_LEN, frame, sizeof(frame));
 
 	/* hostile or un-negotiated headers: dropped, chain returned, device fine */
-	put_hdr(h, 1, VIRTIO_NET_HDR_GSO_TCPV6, 74, 1428, 54, 16);	/* no HOST_TSO6 */
+	vnet_hdr_put(h, 1, VIRTIO_NET_HDR_GSO_TCPV6, 74, 1428, 54, 16);	/* no HOST_TSO6 */
 	tx_chain(f, 2, h, sizeof(h), sizeof(frame));
-	put_hdr(h, 1, 0, 0, 0, 0xffff, 0xffff);				/* csum far outside */
+	vnet_hdr_put(h, 1, 0, 0, 0, 0xffff, 0xffff);				/* csum far outside */
 	tx_chain(f, 4, h, sizeof(h), sizeof(frame));
-	put_hdr(h, 1, VIRTIO_NET_HDR_GSO_TCPV4, 0xffff, 1448, 34, 16);	/* hdr_len outside */
+	vnet_hdr_put(h, 1, VIRTIO_NET_HDR_GSO_TCPV4, 0xffff, 1448, 34, 16);	/* hdr_len outside */
 	tx_chain(f, 6, h, sizeof(h), sizeof(frame));
-	put_hdr(h, 1, 3, 42, 1472, 34, 6);				/* UFO: not offered */
+	vnet_hdr_put(h, 1, 3, 42, 1472, 34, 6);				/* UFO: not offered */
 	tx_chain(f, 8, h, sizeof(h), sizeof(frame));
-	put_hdr(h, 0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, 0, 0, 0, 0, 0, 0);
 	tx_chain(f, 10, h, 5, 0);					/* shorter than a header */
 	tx_chain(f, 11, h, sizeof(h), 10);				/* runt frame */
 	assert_int_equal(read(f->sv[1], got, sizeof(got)), -1);
@@ -376,7 +365,7 @@ static void send_gso(struct fix *f, uint32_t flen, uint8_t gso)
 	assert_true(flen <= 65536);
 	for (uint32_t i = 0; i < flen; i++)
 		p[VIRTIO_NET_HDR_LEN + i] = (uint8_t)(i * 13 + 1);
-	put_hdr(p, gso ? VIRTIO_NET_HDR_F_NEEDS_CSUM : 0, gso, gso ? 54 : 0, gso ? 1448 : 0,
+	vnet_hdr_put(p, gso ? VIRTIO_NET_HDR_F_NEEDS_CSUM : 0, gso, gso ? 54 : 0, gso ? 1448 : 0,
 		gso ? 34 : 0, gso ? 16 : 0);
 	assert_int_equal(write(f->sv[1], p, VIRTIO_NET_HDR_LEN + flen), VIRTIO_NET_HDR_LEN + flen);
 }

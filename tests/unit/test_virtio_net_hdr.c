@@ -12,6 +12,7 @@
 #include <linux/if_tun.h>
 
 #include "lib/le.h"
+#include "tests/unit/test_vnet_hdr.h"
 #include "vmm/virtio/net_hdr.h"
 
 #define F(b)	(1ULL << (b))
@@ -20,22 +21,10 @@
 #define RXF	(F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4) | \
 		 F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_GUEST_ECN))
 
-static void mk(uint8_t *h, uint8_t flags, uint8_t gso, uint16_t hdr_len, uint16_t gso_size,
-	       uint16_t cstart, uint16_t coff)
-{
-	h[0] = flags;
-	h[1] = gso;
-	le_put16(h + 2, hdr_len);
-	le_put16(h + 4, gso_size);
-	le_put16(h + 6, cstart);
-	le_put16(h + 8, coff);
-	le_put16(h + 10, 0xbeef);	/* num_buffers: garbage from the sender */
-}
-
 /* A TSO4 frame as Linux sends it: eth 14 + ip 20 + tcp 20, csum at 34+16. */
 static void tso4(uint8_t *h)
 {
-	mk(h, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 54, 1448, 34, 16);
+	vnet_hdr_put(h, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 54, 1448, 34, 16);
 }
 
 static void test_tx_good(void **state)
@@ -43,7 +32,7 @@ static void test_tx_good(void **state)
 	uint8_t h[VIRTIO_NET_HDR_LEN];
 
 	(void)state;
-	mk(h, 0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, 0, 0, 0, 0, 0, 0);
 	assert_null(net_hdr_check_tx(h, 60, 0));		/* plain frame, no features */
 	assert_int_equal(le_get16(h + 10), 0);
 	tso4(h);
@@ -53,12 +42,12 @@ static void test_tx_good(void **state)
 	assert_int_equal(h[1], VIRTIO_NET_HDR_GSO_TCPV4);
 	assert_int_equal(le_get16(h + 2), 54);
 	assert_int_equal(le_get16(h + 10), 0);
-	mk(h, 1, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN, 74, 1428, 54, 16);
+	vnet_hdr_put(h, 1, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN, 74, 1428, 54, 16);
 	assert_null(net_hdr_check_tx(h, 3000, TXF));
 	/* checksum field exactly at the end of the frame */
-	mk(h, 1, 0, 0, 0, 40, 18);
+	vnet_hdr_put(h, 1, 0, 0, 0, 40, 18);
 	assert_null(net_hdr_check_tx(h, 60, F(VIRTIO_NET_F_CSUM)));
-	mk(h, 0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, 0, 0, 0, 0, 0, 0);
 	assert_null(net_hdr_check_tx(h, VIRTIO_NET_FRAME_MAX, 0));
 	assert_null(net_hdr_check_tx(h, VIRTIO_NET_ETH_HLEN, 0));
 }
@@ -100,7 +89,7 @@ static void test_tx_hostile(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t h[VIRTIO_NET_HDR_LEN];
 
-		mk(h, bad[i].flags, bad[i].gso, bad[i].hdr_len, bad[i].gso_size, bad[i].cstart,
+		vnet_hdr_put(h, bad[i].flags, bad[i].gso, bad[i].hdr_len, bad[i].gso_size, bad[i].cstart,
 		   bad[i].coff);
 		if (!net_hdr_check_tx(h, bad[i].flen, bad[i].feat))
 			fail_msg("bad TX header %zu accepted", i);
@@ -124,25 +113,25 @@ static void test_rx(void **state)
 	tso4(h);
 	assert_non_null(net_hdr_check_rx(h, 65000, 0));
 	/* NEEDS_CSUM without GUEST_CSUM: dropped; DATA_VALID alone: cleared */
-	mk(h, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 16);
+	vnet_hdr_put(h, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 16);
 	assert_non_null(net_hdr_check_rx(h, 100, 0));
-	mk(h, VIRTIO_NET_HDR_F_DATA_VALID | 0xf0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, VIRTIO_NET_HDR_F_DATA_VALID | 0xf0, 0, 0, 0, 0, 0);
 	assert_null(net_hdr_check_rx(h, 100, 0));
 	assert_int_equal(h[0], 0);
-	mk(h, VIRTIO_NET_HDR_F_DATA_VALID | 0xf0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, VIRTIO_NET_HDR_F_DATA_VALID | 0xf0, 0, 0, 0, 0, 0);
 	assert_null(net_hdr_check_rx(h, 100, RXF));
 	assert_int_equal(h[0], VIRTIO_NET_HDR_F_DATA_VALID);
 	/* ECN without GUEST_ECN, and the host's bits do not count for RX */
-	mk(h, 1, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN, 74, 1428, 54, 16);
+	vnet_hdr_put(h, 1, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN, 74, 1428, 54, 16);
 	assert_non_null(net_hdr_check_rx(h, 3000, RXF & ~F(VIRTIO_NET_F_GUEST_ECN)));
-	mk(h, 1, VIRTIO_NET_HDR_GSO_TCPV6, 74, 1428, 54, 16);
+	vnet_hdr_put(h, 1, VIRTIO_NET_HDR_GSO_TCPV6, 74, 1428, 54, 16);
 	assert_non_null(net_hdr_check_rx(h, 3000, TXF));
 	/* lengths are checked the same way as TX */
-	mk(h, 1, 0, 0, 0, 0xffff, 0xffff);
+	vnet_hdr_put(h, 1, 0, 0, 0, 0xffff, 0xffff);
 	assert_non_null(net_hdr_check_rx(h, 3000, RXF));
-	mk(h, 0, 0, 0xffff, 0, 0, 0);
+	vnet_hdr_put(h, 0, 0, 0xffff, 0, 0, 0);
 	assert_non_null(net_hdr_check_rx(h, 3000, RXF));
-	mk(h, 0, 0, 0, 0, 0, 0);
+	vnet_hdr_put(h, 0, 0, 0, 0, 0, 0);
 	assert_non_null(net_hdr_check_rx(h, 0, RXF));
 }
 
