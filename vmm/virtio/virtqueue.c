@@ -285,11 +285,17 @@ bool vq_should_notify(struct virtq *vq)
 	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
 }
 
-uint32_t vq_elem_read(const struct vq_elem *e, uint32_t off, void *dst, uint32_t len)
+/* The pieces of segments [first, end) of e that hold bytes off..off+len of
+ * their concatenation: fn(ctx, segment, offset in it, length, bytes done
+ * before it) for each. Returns the bytes covered (< len if e is shorter). */
+static uint32_t vq__walk(const struct vq_elem *e, int first, int end, uint32_t off, uint32_t len,
+			 void (*fn)(void *ctx, const struct vq_iov *v, uint32_t voff, uint32_t n,
+				    uint32_t done),
+			 void *ctx)
 {
 	uint32_t done = 0;
 
-	for (int i = 0; i < e->n_out && done < len; i++) {
+	for (int i = first; i < end && done < len; i++) {
 		const struct vq_iov *v = &e->iov[i];
 		uint32_t n;
 
@@ -298,53 +304,59 @@ uint32_t vq_elem_read(const struct vq_elem *e, uint32_t off, void *dst, uint32_t
 			continue;
 		}
 		n = v->len - off < len - done ? v->len - off : len - done;
-		memcpy((uint8_t *)dst + done, v->base + off, n);
+		fn(ctx, v, off, n, done);
 		done += n;
 		off = 0;
 	}
 	return done;
+}
+
+struct vq__copy {
+	const struct guest_mem *gm;
+	uint8_t *buf;
+};
+
+static void vq__read_piece(void *ctx, const struct vq_iov *v, uint32_t voff, uint32_t n, uint32_t done)
+{
+	memcpy(((struct vq__copy *)ctx)->buf + done, v->base + voff, n);
+}
+
+static void vq__write_piece(void *ctx, const struct vq_iov *v, uint32_t voff, uint32_t n, uint32_t done)
+{
+	struct vq__copy *c = ctx;
+
+	memcpy(v->base + voff, c->buf + done, n);
+	gm_mark_dirty(c->gm, v->gpa + voff, n);
+}
+
+static void vq__dirty_piece(void *ctx, const struct vq_iov *v, uint32_t voff, uint32_t n, uint32_t done)
+{
+	(void)done;
+	gm_mark_dirty(((struct vq__copy *)ctx)->gm, v->gpa + voff, n);
+}
+
+uint32_t vq_elem_read(const struct vq_elem *e, uint32_t off, void *dst, uint32_t len)
+{
+	struct vq__copy c = { .buf = dst };
+
+	return vq__walk(e, 0, e->n_out, off, len, vq__read_piece, &c);
 }
 
 uint32_t vq_elem_write(const struct guest_mem *gm, const struct vq_elem *e, uint32_t off,
 		       const void *src, uint32_t len)
 {
-	uint32_t done = 0;
+	/* buf is only read by vq__write_piece */
+	struct vq__copy c = { .gm = gm, .buf = (uint8_t *)(uintptr_t)src };
 
-	for (int i = e->n_out; i < e->n_out + e->n_in && done < len; i++) {
-		const struct vq_iov *v = &e->iov[i];
-		uint32_t n;
-
-		if (off >= v->len) {
-			off -= v->len;
-			continue;
-		}
-		n = v->len - off < len - done ? v->len - off : len - done;
-		memcpy(v->base + off, (const uint8_t *)src + done, n);
-		gm_mark_dirty(gm, v->gpa + off, n);
-		done += n;
-		off = 0;
-	}
-	return done;
+	return vq__walk(e, e->n_out, e->n_out + e->n_in, off, len, vq__write_piece, &c);
 }
 
 void vq_elem_mark_dirty(const struct guest_mem *gm, const struct vq_elem *e, uint32_t off,
 			uint32_t len)
 {
-	uint32_t done = 0;
+	struct vq__copy c = { .gm = gm };
 
-	for (int i = e->n_out; i < e->n_out + e->n_in && done < len; i++) {
-		const struct vq_iov *v = &e->iov[i];
-		uint32_t n;
-
-		if (off >= v->len) {
-			off -= v->len;
-			continue;
-		}
-		n = v->len - off < len - done ? v->len - off : len - done;
-		gm_mark_dirty(gm, v->gpa + off, n);
-		done += n;
-		off = 0;
-	}
+	vq__walk(e, e->n_out, e->n_out + e->n_in, off, len, vq__dirty_piece, &c);
 }
 
 int vq_elem_iovec(const struct vq_elem *e, bool in, uint32_t off, uint32_t len,
