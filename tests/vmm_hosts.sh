@@ -147,3 +147,25 @@ PY
     fi
     echo "RAM hash $_s on both sides"
 }
+
+# migrate_clean STEP DST ARGS...: start destination DST on $H2 at $IP2:$PORT
+# with ARGS, migrate the source (socket src.sock, pid $SRC) there, and check
+# what every clean migration must give: the source exits 0, the destination
+# completes, RAM at pause equals RAM at resume (ram_hashes), heartbeats go on
+# increasing across the move, no VERIFY FAIL. Then DST quits.
+migrate_clean() {
+    _mc_step=$1 _mc_dst=$2; shift 2
+    vmm_incoming "$_mc_dst" "$H2" $IP2:$PORT "$@"
+    _mc_pid=$PID
+    ctl "$TMP/src.sock" migrate --to $IP2:$PORT --downtime 1000 || die "$_mc_step: migrate command failed"
+    wait_exit $SRC 120
+    [ "$rc" -eq 0 ] || { cat "$TMP/src.err"; die "$_mc_step: source exited $rc"; }
+    grep "migration complete" "$TMP/$_mc_dst.err" || die "$_mc_step: destination did not complete"
+    ram_hashes src "$_mc_dst"
+    wait_hb "$TMP/$_mc_dst.log" 3 60
+    : > "$TMP/n.all"; hb_field "$TMP/src.log" n >> "$TMP/n.all"; hb_field "$TMP/$_mc_dst.log" n >> "$TMP/n.all"
+    increasing "$TMP/n.all" || die "$_mc_step: heartbeats not continuing"
+    no_verify_fail "$TMP/src.log" "$TMP/$_mc_dst.log"
+    ctl "$TMP/$_mc_dst.sock" quit
+    wait_exit $_mc_pid 60
+}

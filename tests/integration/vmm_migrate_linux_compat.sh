@@ -85,15 +85,5 @@ ctl "$TMP/src.sock" migrate --to $IP2:$PORT || die "migrate command failed"
 refused 5 d5 $PID "RAM layout mismatch"
 
 log "6. the same configuration"
-vmm_incoming d6 "$H2" $IP2:$PORT --disk "$TMP/disk.img" $NET $SEC
-DST=$PID
-ctl "$TMP/src.sock" migrate --to $IP2:$PORT --downtime 1000 || die "migrate command failed"
-wait_exit $SRC 120
-[ "$rc" -eq 0 ] || { cat "$TMP/src.err"; die "6: source exited $rc"; }
-grep "migration complete" "$TMP/d6.err" || die "6: destination did not complete"
-ram_hashes src d6
-beating "$TMP/d6.log" 3 60
-no_verify_fail "$TMP/src.log" "$TMP/d6.log"
-ctl "$TMP/d6.sock" quit
-wait_exit $DST 60
+migrate_clean 6 d6 --disk "$TMP/disk.img" $NET $SEC
 echo "ok"

@@ -115,17 +115,5 @@ beating "$TMP/src.log" 3 60
 no_verify_fail "$TMP/src.log"
 
 log "6. a clean migration after all that"
-vmm_incoming d6 "$H2" $IP2:$PORT "$@"
-DST=$PID
-ctl "$TMP/src.sock" migrate --to $IP2:$PORT --downtime 1000 || die "migrate command failed"
-wait_exit $SRC 120
-[ "$rc" -eq 0 ] || { cat "$TMP/src.err"; die "6: source exited $rc"; }
-grep "migration complete" "$TMP/d6.err" || die "6: destination did not complete"
-ram_hashes src d6
-wait_hb "$TMP/d6.log" 3 60
-: > "$TMP/n.all"; hb_field "$TMP/src.log" n >> "$TMP/n.all"; hb_field "$TMP/d6.log" n >> "$TMP/n.all"
-increasing "$TMP/n.all" || die "6: heartbeats not continuing"
-no_verify_fail "$TMP/d6.log"
-ctl "$TMP/d6.sock" quit
-wait_exit $DST 60
+migrate_clean 6 d6 "$@"
 echo "ok"
