@@ -46,7 +46,7 @@ if [ -n "$kvm" ]; then
         #    lab deaths;
         #  - two clean FAILs make a failure, never rerun further;
         #  - no rerun starts once the KVM tests have run so long that it could
-        #    outlast KVM_BUDGET seconds (default 4200) with its full timeout.
+        #    outlast KVM_BUDGET seconds (default 3600) with its full timeout.
         # A pass after a failure counts but is reported as FLAKY in the output
         # and the summary, never silently.
         for t in $kvm; do
@@ -64,8 +64,8 @@ if [ -n "$kvm" ]; then
                     deaths=$((deaths + 1))
                 fi
                 [ "$fails" -ge 2 ] || [ "$try" -ge "${LAB_TRIES:-4}" ] && break
-                if [ $(( $(date +%s) - start + to + 120 )) -gt "${KVM_BUDGET:-4200}" ]; then
-                    echo "no rerun of $n: the KVM tests have run $(( $(date +%s) - start )) s; a rerun could outlast the ${KVM_BUDGET:-4200} s budget"
+                if [ $(( $(date +%s) - start + to + 120 )) -gt "${KVM_BUDGET:-3600}" ]; then
+                    echo "no rerun of $n: the KVM tests have run $(( $(date +%s) - start )) s; a rerun could outlast the ${KVM_BUDGET:-3600} s budget"
                     break
                 fi
                 try=$((try + 1))
