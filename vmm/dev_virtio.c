@@ -206,8 +206,11 @@ void dev_virtio_announce(struct device *dev)
 {
 	struct vdev *v = dev->priv;
 
-	if (v && v->kind == VDEV_NET)
+	if (v && v->kind == VDEV_NET) {
+		/* The host-side RARP first: it needs no guest vCPU time. */
+		virtio_net_send_rarp(&v->vd);
 		virtio_net_announce(&v->vd);	/* no-op unless negotiated */
+	}
 }
 
 #define VDEV_OPS(n) { .name = n, .realize = vdev_realize, .reset = vdev_reset, \

@@ -18,8 +18,9 @@
  *    steps 2-7 (vCPUs, irqchip, PIT, devices, clock).
  *  - set_throttle: vm->throttle_pct; a throttle thread kicks every vCPU out
  *    of KVM_RUN every 10 ms and each sleeps pct% of the period (vcpu.c).
- *  - announce: virtio_net_announce on each NIC (no-op unless the guest
- *    negotiated VIRTIO_NET_F_GUEST_ANNOUNCE). */
+ *  - announce: per NIC a RARP for its MAC sent out of the tap by the VMM
+ *    (like QEMU's self-announce), then virtio_net_announce (asks the guest
+ *    to announce; no-op unless it negotiated VIRTIO_NET_F_GUEST_ANNOUNCE). */
 #include "vmm/migration.h"
 
 #include <errno.h>

@@ -240,6 +240,30 @@ int virtio_net_announce(struct virtio_dev *vd)
 	return 0;
 }
 
+/* ETH_ZLEN: the RARP below padded to Ethernet's minimum frame. */
+#define RARP_FRAME_LEN	60
+
+int virtio_net_send_rarp(struct virtio_dev *vd)
+{
+	struct net *n = vd->priv;
+	uint8_t f[VIRTIO_NET_HDR_LEN + RARP_FRAME_LEN] = { 0 };	/* hdr: no offloads */
+	uint8_t *e = f + VIRTIO_NET_HDR_LEN;
+	const uint8_t *mac = vd->config;	/* config starts with the MAC */
+
+	memset(e, 0xff, 6);			/* to: broadcast */
+	memcpy(e + 6, mac, 6);			/* from: the guest */
+	e[12] = 0x80;				/* ethertype 0x8035: RARP */
+	e[13] = 0x35;
+	e[15] = 1;				/* htype 1: Ethernet */
+	e[16] = 0x08;				/* ptype 0x0800: IPv4 */
+	e[18] = 6;				/* hlen */
+	e[19] = 4;				/* plen */
+	e[21] = 3;				/* op 3: reverse request */
+	memcpy(e + 22, mac, 6);			/* sender hw (sender IP 0) */
+	memcpy(e + 32, mac, 6);			/* target hw (target IP 0) */
+	return write(n->tap, f, sizeof(f)) == (ssize_t)sizeof(f) ? 0 : -1;
+}
+
 static void net_reset(struct virtio_dev *vd)
 {
 	struct net *n = vd->priv;

@@ -44,6 +44,11 @@ int virtio_net_rx(struct virtio_dev *vd);
  * sets the ANNOUNCE status bit and raises a config interrupt. No-op unless
  * the driver negotiated GUEST_ANNOUNCE. Returns 0 if requested. */
 int virtio_net_announce(struct virtio_dev *vd);
+/* Send one RARP for the guest's MAC out of the tap, as QEMU's self-announce
+ * does: switches and bridges learn the NIC's new port without the guest's
+ * help (it may not support GUEST_ANNOUNCE, or run much later). Returns 0
+ * when the frame was written, -1 if the tap refused it (best effort). */
+int virtio_net_send_rarp(struct virtio_dev *vd);
 
 /* Open (or attach to) tap ifname ("" = kernel picks vmmtap%d) with
  * IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, vnet header size 12, non-blocking.
