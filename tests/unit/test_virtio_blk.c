@@ -187,19 +187,15 @@ static void test_save_load(void **state)
 	struct vmstate_reader r;
 	struct vcursor c;
 	struct err err;
-	const void *buf, *p;
-	size_t len, plen;
+	const void *p;
+	size_t plen;
 	uint32_t ul;
 
 	(void)state;
 	assert_int_equal(req(f, VIRTIO_BLK_T_IN, 3, DATA_GPA, 512, true, &ul), VIRTIO_BLK_S_OK);
-	assert_int_equal(vmstate_writer_init(&w, 0, &err), 0);
-	assert_int_equal(vmstate_begin_section(&w, "blk", 1, 0, &err), 0);
+	section_begin(&w, "blk", 1);
 	assert_int_equal(virtio_dev_save(&f->vd, &w, &err), 0);
-	assert_int_equal(vmstate_end_section(&w, &err), 0);
-	assert_int_equal(vmstate_writer_finish(&w, &buf, &len, &err), 0);
-	assert_int_equal(vmstate_parse(buf, len, &r, &err), 0);
-	assert_int_equal(vmstate_find(&r, "blk", &p, &plen, NULL), 1);
+	section_parse(&w, &r, "blk", &p, &plen, NULL);
 
 	/* a second device on the same RAM and disk takes over */
 	g = calloc(1, sizeof(*g));

@@ -269,8 +269,8 @@ static void test_save_load(void **state)
 	struct vmstate_reader r;
 	struct vcursor c;
 	struct err err;
-	const void *buf, *p;
-	size_t len, plen;
+	const void *p;
+	size_t plen;
 
 	(void)state;
 	vq_setup(&vq, fr, 8, true, true);
@@ -282,13 +282,9 @@ static void test_save_load(void **state)
 		assert_int_equal(vq_push(&vq, 0, 1), 0);
 	}
 	assert_int_equal(vq_pop(&vq, &e), 1);	/* one in flight */
-	assert_int_equal(vmstate_writer_init(&w, 0, &err), 0);
-	assert_int_equal(vmstate_begin_section(&w, "vq", 1, 0, &err), 0);
+	section_begin(&w, "vq", 1);
 	assert_int_equal(vq_save(&vq, &w, &err), 0);
-	assert_int_equal(vmstate_end_section(&w, &err), 0);
-	assert_int_equal(vmstate_writer_finish(&w, &buf, &len, &err), 0);
-	assert_int_equal(vmstate_parse(buf, len, &r, &err), 0);
-	assert_int_equal(vmstate_find(&r, "vq", &p, &plen, NULL), 1);
+	section_parse(&w, &r, "vq", &p, &plen, NULL);
 	vq_init(&vq2, &fr->gm, 256);
 	vcursor_init(&c, p, plen);
 	assert_int_equal(vq_load(&vq2, &c, &err), 0);

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "lib/err.h"
+#include "lib/vmstate.h"
 #include "vmm/virtio/guest_mem.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -140,6 +142,31 @@ static inline void vq_setup(struct virtq *vq, struct fake_ram *fr, uint16_t qs, 
 	vq->avail_addr = AVAIL_GPA;
 	vq->used_addr = USED_GPA;
 	assert_int_equal(vq_enable(vq, ev, ind), 0);
+}
+
+/* Device state round trips: section_begin() opens a one-section state
+ * writer, the test saves into it, section_parse() closes, parses and finds
+ * the section again: *p, *plen is the payload to load (valid until
+ * vmstate_writer_free(w); r is the caller's to free). */
+static inline void section_begin(struct vmstate_writer *w, const char *name, uint16_t ver)
+{
+	struct err err;
+
+	assert_int_equal(vmstate_writer_init(w, 0, &err), 0);
+	assert_int_equal(vmstate_begin_section(w, name, ver, 0, &err), 0);
+}
+
+static inline void section_parse(struct vmstate_writer *w, struct vmstate_reader *r,
+				 const char *name, const void **p, size_t *plen, uint16_t *ver)
+{
+	const void *buf;
+	size_t len;
+	struct err err;
+
+	assert_int_equal(vmstate_end_section(w, &err), 0);
+	assert_int_equal(vmstate_writer_finish(w, &buf, &len, &err), 0);
+	assert_int_equal(vmstate_parse(buf, len, r, &err), 0);
+	assert_int_equal(vmstate_find(r, name, p, plen, ver), 1);
 }
 
 #endif
