@@ -53,22 +53,25 @@ resumed_line() {
         die "$1: the error does not say the VM runs on the source"
 }
 
+# kill_in_round CASE DST_TAG ROUND_RE SECS VMM_ARGS...: a destination, a
+# migration capped at 8 MB/s, kill -9 of the destination once the source is
+# in a pre-copy round matching ROUND_RE; the VM must survive on the source.
+kill_in_round() {
+    _kr_c=$1 _kr_t=$2 _kr_re=$3 _kr_s=$4; shift 4
+    vmm_incoming "$_kr_t" "$H2" $IP2:$PORT "$@"
+    ctl "$TMP/src.sock" migrate --to $IP2:$PORT --bandwidth 8 || die "$_kr_c: migrate command failed"
+    wait_mig "$TMP/src.sock" "phase: *precopy \(round $_kr_re\)" "$_kr_s"
+    grep phase "$TMP/ms.txt"
+    kill -9 $PID
+    survived "$_kr_c" "$_kr_t" $PID failed
+    resumed_line "$_kr_c"
+}
+
 log "1. kill the destination in round 1"
-vmm_incoming d1 "$H2" $IP2:$PORT "$@"
-ctl "$TMP/src.sock" migrate --to $IP2:$PORT --bandwidth 8 || die "migrate command failed"
-wait_mig "$TMP/src.sock" "phase: *precopy \(round 1\)" 60
-kill -9 $PID
-survived 1 d1 $PID failed
-resumed_line 1
+kill_in_round 1 d1 1 60 "$@"
 
 log "2. kill the destination in a later round"
-vmm_incoming d2 "$H2" $IP2:$PORT "$@"
-ctl "$TMP/src.sock" migrate --to $IP2:$PORT --bandwidth 8 || die "migrate command failed"
-wait_mig "$TMP/src.sock" "phase: *precopy \(round ([3-9]|[1-9][0-9])\)" 150
-grep phase "$TMP/ms.txt"
-kill -9 $PID
-survived 2 d2 $PID failed
-resumed_line 2
+kill_in_round 2 d2 "([3-9]|[1-9][0-9])" 150 "$@"
 
 log "3. kill the destination during switchover"
 vmm_incoming d3 "$H2" $IP2:$PORT --mig-fault stall-switchover "$@"
