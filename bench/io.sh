@@ -63,20 +63,20 @@ setup() {
     rm -f "$T/disk.img"; truncate -s $((MIB + 16))M "$T/disk.img"
 }
 
-# iperf3 JSON on stdin -> receiver MB/s, or nothing.
+# iperf3 JSON on stdin -> receiver MB/s, or nothing. awk, not Python (a
+# Python start costs seconds in the lab): iperf3 -J prints one key per line,
+# and the first "seconds"/"bytes" after "sum_received" are the receiver's.
 iperf_mbps() {
-    python3 -c '
-import json, sys
-try:
-    s = json.load(sys.stdin)["end"]["sum_received"]
-    print("%.2f" % (s["bytes"] / s["seconds"] / 1e6))
-except Exception:
-    pass'
+    awk '/"sum_received"[ \t]*:/ { r = 1; next }
+         r && /"seconds"[ \t]*:/ && s == "" { s = $2 }
+         r && /"bytes"[ \t]*:/ && b == "" { b = $2 }
+         r && /}/ { r = 0 }
+         END { gsub(/,/, "", s); gsub(/,/, "", b); if (s + 0 > 0 && b != "") printf "%.2f\n", b / s / 1e6 }'
 }
 
 # measure VMM LOG PID: the guest's blkperf lines, then iperf3 both ways.
 measure() {
-    who=$1 log=$2 pid=$3 n=0
+    who=$1 log=$2 pid=$3 n=0 m0=$(now_ms)
     until [ -f "$log" ] && tr -d '\r' < "$log" | grep -Eq '^BLKPERF (DONE|FAIL)'; do
         kill -0 "$pid" 2>/dev/null || { warn "io: $who died"; tail -n 5 "$log" "$log.err" >&2; return 1; }
         [ $n -lt 6000 ] || { warn "io: $who: no BLKPERF DONE after 600 s"; return 1; }
@@ -87,6 +87,7 @@ measure() {
             printf '{"bench":"blk","vmm":"%s","run":%d,"op":"%s","mib":%d,"mbps":%s}\n' "$who" "$r" "$op" "$m" "$v"
         done
     tr -d '\r' < "$log" | grep '^BLKPERF FAIL' >&2 || true
+    warn "io: $who: boot + blkperf took $(secs "$(now_ms)" "$m0") s"
     tr -d '\r' < "$log" | grep -q '^NET UP' || { warn "io: $who: guest network not up: $(tr -d '\r' < "$log" | grep '^NET' || true)"; return 1; }
     i=1
     while [ $i -le "$RUNS" ]; do
@@ -107,6 +108,7 @@ measure() {
         done
         i=$((i + 1))
     done
+    warn "io: $who: boot + blkperf + iperf3 took $(secs "$(now_ms)" "$m0") s"
 }
 
 ours() {

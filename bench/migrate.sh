@@ -48,7 +48,8 @@ log() { warn "$*"; }
 die() { warn "$*"; exit 1; }
 on_exit() { NETCLEAN="$*; $NETCLEAN"; }
 # VMMs and clients die first (cleanup), then the namespaces go.
-trap 'cleanup; eval "$NETCLEAN" 2>/dev/null || true' EXIT INT TERM
+trap 'cleanup; eval "$NETCLEAN" 2>/dev/null || true' EXIT
+trap 'exit 143' INT TERM   # through the EXIT trap; a bare handler would carry on
 . tests/hostnet.sh
 hosts_net bm bridge
 client_net bm 10.10.0.100/24
@@ -78,6 +79,7 @@ emit() {
 # not_run CASE VMM FROM WHY: a row for each run FROM..RUNS that could not be
 # tried (boot failed, source gone or wedged): every run keeps its row.
 not_run() {
+    [ "$3" -le "$RUNS" ] || return 0
     warn "$2 $1: runs $3..$RUNS not run: $4"
     _r=$3; while [ "$_r" -le "$RUNS" ]; do STATUS=not_run emit "$1" "$2" "$_r" false; _r=$((_r + 1)); done
 }
@@ -266,14 +268,15 @@ qemu_mig() { # CASE best(0|1)
         res=$($QMON "$curmon" migrate "$CAP" "tcp:$dip:$PORT" "$dmon" "$dcmds" "$scmds" | tail -n 1)
         echo "$res" > "$T/qm.json"
         st=$(jfield "$T/qm.json" status); c0=$(jfield "$T/qm.json" t0)
-        # the source's figures are read: it goes now (ours quits by itself)
-        [ "$st" = completed ] && stop_pid $cur
         if [ "$st" = completed ] && wait_hb "$dlog" 2 120 $dp; then
             client_gap "$c0"; fdb_check $d $tp$i
             emit "$1" $who $i true "$(jfield "$T/qm.json" total_ms)" "$(jfield "$T/qm.json" downtime_ms)" \
                 "$(jfield "$T/qm.json" bytes)" "$(jfield "$T/qm.json" rounds)" \
                 "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)" \
                 "$CGAP" "$COK" "$FDB_OK"
+            # not before: killing QEMU's source at "completed" can reset the
+            # stream the destination is still reading (seen: a corrupt vring)
+            stop_pid $cur
             cur=$dp; curlog=$dlog; curmon=$dmon; ch=$d
         else
             warn "$who: $1 run $i: $res"
@@ -283,7 +286,7 @@ qemu_mig() { # CASE best(0|1)
             STATUS=""
             stop_pid $dp
             # completed but the destination does not run the guest: it is gone
-            [ "$st" = completed ] && { client_stop; not_run "$1" $who $((i + 1)) "destination does not run the guest"; return 1; }
+            [ "$st" = completed ] && { stop_pid $cur; client_stop; not_run "$1" $who $((i + 1)) "destination does not run the guest"; return 1; }
             # a source whose monitor no longer answers (QEMU wedged in a cancel) cannot go on
             if [ "$st" = timeout ] && ! $QMON "$curmon" wait-status '^VM status: running' 10 >/dev/null 2>&1; then
                 stop_pid $cur; client_stop; not_run "$1" $who $((i + 1)) "source QEMU not running after the cancel"; return 1
