@@ -84,6 +84,10 @@ not_run() {
     _r=$3; while [ "$_r" -le "$RUNS" ]; do STATUS=not_run emit "$1" "$2" "$_r" false; _r=$((_r + 1)); done
 }
 now_s() { date +%s.%3N; }
+# run_times WHO CASE RUN P0 P1 P2: where a run's wall time went (stderr):
+# destination start + client (P0..P1), the move (P1..P2), the destination's
+# heartbeats + client replies + rows (P2..now)
+run_times() { warn "$1 $2 run $3: wall s: destination start $(secs $5 $4), move $(secs $6 $5), after $(secs "$(now_ms)" $6)"; }
 # wait_line FILE REGEX TIMEOUT_S
 wait_line() {
     _t=0
@@ -161,10 +165,12 @@ ours() { # CASE
     IN_NS="ip netns exec $H1"
     ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret" --net tap=to0,mac=$MAC; cur=$OPID
     IN_NS=""
+    b0=$(now_ms)
     net_up "$curlog" to0 "$H1" $cur || { stop_pid $cur; client_stop; not_run "$1" ours 1 "guest did not come up"; return 1; }
+    warn "ours $1: guest up (echo server, 3 heartbeats, client) after $(secs "$(now_ms)" $b0) s"
     i=1; ch=1
     while [ $i -le "$RUNS" ]; do
-        PORT=$((PORT + 1))
+        PORT=$((PORT + 1)); p0=$(now_ms)
         dlog=$T/$1.o$i.log; dsock=$T/$1.o$i.sock
         d=$((3 - ch)); dip=$(host_ip $d)
         ip netns exec "$(host_ns $d)" $VMM run --name bench --kernel "$K" --cmdline "$cmd" --mem 512M --cpus 2 \
@@ -182,7 +188,7 @@ ours() { # CASE
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        t0=$(now_ms); c0=$(now_s)
+        t0=$(now_ms); c0=$(now_s); p1=$t0
         $CTL "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
             STATUS=failed emit "$1" ours $i false; stop_pid $cur; client_stop; not_run "$1" ours $((i + 1)) "migrate command failed"; return 1; }
         echo '{}' > "$T/ms.json"; TIMEDOUT=0
@@ -200,7 +206,7 @@ ours() { # CASE
             sleep 0.2
         done
         sum=$(grep "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null || true)
-        slog=$curlog
+        slog=$curlog; p2=$(now_ms)
         if [ -n "$sum" ]; then
             wait $cur 2>/dev/null || warn "ours: source exit status $? after success"
             tot=$(echo "$sum" | sed -n 's/.*total \([0-9]*\) ms.*/\1/p')
@@ -230,6 +236,7 @@ ours() { # CASE
         # where the seconds went (source phases, destination load/resume), for humans
         { grep -h "migration phases" "$slog.err"; grep -h "incoming: migration complete" "$dlog.err"; } 2>/dev/null |
             sed "s/^/bench: ours $1 run $i: /" >&2 || true
+        run_times ours "$1" $i $p0 $p1 $p2
         i=$((i + 1))
     done
     stop_pid $cur; client_stop
@@ -247,10 +254,12 @@ qemu_mig() { # CASE best(0|1)
     IN_NS="ip netns exec $H1"
     qemu_start "$curlog" "$curmon" "$cmd" $(nic 0); cur=$QPID
     IN_NS=""
+    b0=$(now_ms)
     net_up "$curlog" ${tp}0 "$H1" $cur || { stop_pid $cur; client_stop; not_run "$1" $who 1 "guest did not come up"; return 1; }
+    warn "$who $1: guest up (echo server, 3 heartbeats, client) after $(secs "$(now_ms)" $b0) s"
     i=1; ch=1
     while [ $i -le "$RUNS" ]; do
-        PORT=$((PORT + 1))
+        PORT=$((PORT + 1)); p0=$(now_ms)
         dlog=$T/$1.$who.$i.log; dmon=$T/$1.$who.$i.mon
         d=$((3 - ch)); dip=$(host_ip $d)
         IN_NS="ip netns exec $(host_ns $d)"
@@ -265,7 +274,9 @@ qemu_mig() { # CASE best(0|1)
         warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         # one client for the whole move: set-up of both ends, migrate -d (its
         # time is t0, the client gap's window start), wait, cancel at CAP s
+        p1=$(now_ms)
         res=$($QMON "$curmon" migrate "$CAP" "tcp:$dip:$PORT" "$dmon" "$dcmds" "$scmds" | tail -n 1)
+        p2=$(now_ms)
         echo "$res" > "$T/qm.json"
         st=$(jfield "$T/qm.json" status); c0=$(jfield "$T/qm.json" t0)
         if [ "$st" = completed ] && wait_hb "$dlog" 2 120 $dp; then
@@ -292,6 +303,7 @@ qemu_mig() { # CASE best(0|1)
                 stop_pid $cur; client_stop; not_run "$1" $who $((i + 1)) "source QEMU not running after the cancel"; return 1
             fi
         fi
+        run_times $who "$1" $i $p0 $p1 $p2
         i=$((i + 1))
     done
     stop_pid $cur; client_stop
