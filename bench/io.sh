@@ -85,7 +85,7 @@ setup() {
 }
 
 # iperf3 JSON on stdin -> receiver MB/s, or nothing. awk, not Python (a
-# Python start costs seconds in the lab): iperf3 -J prints one key per line,
+# Python start-up is slow in the lab): iperf3 -J prints one key per line,
 # and the first "seconds"/"bytes" after "sum_received" are the receiver's.
 iperf_mbps() {
     awk '/"sum_received"[ \t]*:/ { r = 1; next }

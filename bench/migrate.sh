@@ -156,7 +156,7 @@ net_up() {
     client_start || true
 }
 # jfield FILE KEY: KEY's value in FILE's one flat JSON object (strings unquoted,
-# "null" if absent). sed, not Python: each Python start costs seconds in the lab.
+# "null" if absent). sed, not Python: Python start-ups are slow in the lab.
 jfield() { _v=$(sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$1" 2>/dev/null | head -n 1); echo "${_v:-null}"; }
 
 ours() { # CASE

@@ -19,8 +19,8 @@ usage:
 QMON_READY=FILE: create FILE when started, before connecting.
 Waits up to 30 s for SOCK to accept. No reply within 30 s (a wedged monitor)
 ends the wait: status "timeout" (commands: exit 1). Exit 0 ok, 1 timeout/failure.
-One process per move matters in the nested lab, where each Python start-up
-costs seconds."""
+One process per move matters in the nested lab, where Python start-ups are
+slow (/ is a 9p share)."""
 import json, os, re, socket, sys, time
 
 IO_TIMEOUT = 30.0   # a monitor that does not answer in this time is wedged

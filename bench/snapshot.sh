@@ -74,7 +74,7 @@ EOF
         [ "$save" != fail ] || { warn "qemu: save to $f failed"; break; }
         bytes=$(du -B1 -s "$f" | cut -f1)
         # the monitor client (wait for the load, then cont) is started and up
-        # before the clock starts: its Python start-up (seconds in the lab)
+        # before the clock starts: its Python start-up (slow in the lab)
         # is not QEMU's restore time
         rm -f "$T/qready"
         QMON_READY=$T/qready $QMON "$T/qr$i.mon" restore 300 >/dev/null & qc=$!; PIDS="$PIDS $qc"
