@@ -41,14 +41,35 @@ command -v iperf3 >/dev/null || { warn "io: iperf3 missing on this side (make de
 CMD="console=ttyS0 quiet panic=-1 workload=blkperf,iperf3 ip=10.0.0.2/24 blkperf_mib=$MIB blkperf_runs=$RUNS"
 MAC=52:54:00:be:0c:01
 
+# vhost_kos MODROOT MODULE: MODULE's .ko and its dependencies' (from their
+# depends= field), dependencies first, each once ($SEEN), looked up in
+# drivers/vhost and drivers/net only; fails if one is not there.
+vhost_kos() {
+    local _m _f _d _n _dep   # recursive: dash's local
+    _m=$(echo "$2" | tr - _)
+    case "$SEEN" in *" $_m "*) return 0;; esac
+    SEEN="$SEEN$_m "
+    _f=""
+    for _d in "$1/kernel/drivers/vhost" "$1/kernel/drivers/net"; do
+        for _n in "$_m" "$(echo "$_m" | tr _ -)"; do [ -f "$_d/$_n.ko" ] && _f=$_d/$_n.ko && break 2; done
+    done
+    [ -n "$_f" ] || return 1
+    for _dep in $(modinfo -F depends "$_f" | tr , ' '); do vhost_kos "$1" "$_dep" || return 1; done
+    echo "$_f"
+}
+
 # vhost-net for the qemu-vhost row: inside the lab the module comes from the
 # lab kernel's own tree (the same kernel tests/lab/kernel.sh unpacked).
 vhost_ready() {
     [ -c /dev/vhost-net ] && return 0
     modprobe vhost_net 2>/dev/null && [ -c /dev/vhost-net ] && return 0
     [ -d "$KROOT/lib/modules/$(uname -r)" ] || return 1
-    # vhost_net needs vhost, vhost_iotlb, tap, tun: modules.sh lists them in load order
-    for m in $(tests/lab/modules.sh "$KROOT" vhost_net 2>/dev/null); do
+    # vhost_net needs vhost, vhost_iotlb, tap, tun. tests/lab/modules.sh finds
+    # them by walking the whole module tree once per module, which takes
+    # about 90 s over the lab's 9p share: look in their two directories first.
+    _kos=$(SEEN=" " vhost_kos "$KROOT/lib/modules/$(uname -r)" vhost_net) ||
+        _kos=$(tests/lab/modules.sh "$KROOT" vhost_net 2>/dev/null) || true
+    for m in $_kos; do
         insmod "$m" 2>/dev/null || true   # already loaded (tun) is fine
     done
     [ -c /dev/vhost-net ]
@@ -63,20 +84,20 @@ setup() {
     rm -f "$T/disk.img"; truncate -s $((MIB + 16))M "$T/disk.img"
 }
 
-# iperf3 JSON on stdin -> receiver MB/s, or nothing.
+# iperf3 JSON on stdin -> receiver MB/s, or nothing. awk, not Python (a
+# Python start-up is slow in the lab): iperf3 -J prints one key per line,
+# and the first "seconds"/"bytes" after "sum_received" are the receiver's.
 iperf_mbps() {
-    python3 -c '
-import json, sys
-try:
-    s = json.load(sys.stdin)["end"]["sum_received"]
-    print("%.2f" % (s["bytes"] / s["seconds"] / 1e6))
-except Exception:
-    pass'
+    awk '/"sum_received"[ \t]*:/ { r = 1; next }
+         r && /"seconds"[ \t]*:/ && s == "" { s = $2 }
+         r && /"bytes"[ \t]*:/ && b == "" { b = $2 }
+         r && /}/ { r = 0 }
+         END { gsub(/,/, "", s); gsub(/,/, "", b); if (s + 0 > 0 && b != "") printf "%.2f\n", b / s / 1e6 }'
 }
 
 # measure VMM LOG PID: the guest's blkperf lines, then iperf3 both ways.
 measure() {
-    who=$1 log=$2 pid=$3 n=0
+    who=$1 log=$2 pid=$3 n=0 m0=$(now_ms)
     until [ -f "$log" ] && tr -d '\r' < "$log" | grep -Eq '^BLKPERF (DONE|FAIL)'; do
         kill -0 "$pid" 2>/dev/null || { warn "io: $who died"; tail -n 5 "$log" "$log.err" >&2; return 1; }
         [ $n -lt 6000 ] || { warn "io: $who: no BLKPERF DONE after 600 s"; return 1; }
@@ -87,6 +108,7 @@ measure() {
             printf '{"bench":"blk","vmm":"%s","run":%d,"op":"%s","mib":%d,"mbps":%s}\n' "$who" "$r" "$op" "$m" "$v"
         done
     tr -d '\r' < "$log" | grep '^BLKPERF FAIL' >&2 || true
+    warn "io: $who: boot + blkperf took $(secs "$(now_ms)" "$m0") s"
     tr -d '\r' < "$log" | grep -q '^NET UP' || { warn "io: $who: guest network not up: $(tr -d '\r' < "$log" | grep '^NET' || true)"; return 1; }
     i=1
     while [ $i -le "$RUNS" ]; do
@@ -107,6 +129,7 @@ measure() {
         done
         i=$((i + 1))
     done
+    warn "io: $who: boot + blkperf + iperf3 took $(secs "$(now_ms)" "$m0") s"
 }
 
 ours() {

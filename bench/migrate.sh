@@ -40,6 +40,7 @@ CAP=${BENCH_MIG_CAP:-60}
 PORT=$((47000 + $$ % 1000))
 printf 'bench-migration-secret\n' > "$T/secret"; chmod 600 "$T/secret"
 PY=/usr/bin/python3; [ -x $PY ] || PY=python3
+CTL="timeout 30 $VMM ctl"   # a control socket that does not answer must not hang the bench
 
 # The topology of the migration tests (tests/hostnet.sh wants log/die/on_exit).
 NETCLEAN=""
@@ -47,7 +48,8 @@ log() { warn "$*"; }
 die() { warn "$*"; exit 1; }
 on_exit() { NETCLEAN="$*; $NETCLEAN"; }
 # VMMs and clients die first (cleanup), then the namespaces go.
-trap 'cleanup; eval "$NETCLEAN" 2>/dev/null || true' EXIT INT TERM
+trap 'cleanup; eval "$NETCLEAN" 2>/dev/null || true' EXIT
+trap 'exit 143' INT TERM   # through the EXIT trap; a bare handler would carry on
 . tests/hostnet.sh
 hosts_net bm bridge
 client_net bm 10.10.0.100/24
@@ -66,12 +68,26 @@ case_cmd() {
 # gaps OLDLOG SKIP NEWLOG FIELD
 gap() { { hb_vals "$1" "$4" "$2"; hb_vals "$3" "$4"; } | max_gap; }
 # emit CASE VMM RUN CONVERGED TOTAL_MS DOWNTIME_MS BYTES ROUNDS GAP GAP_T CLIENT_GAP_MS CLIENT_OK FDB_OK
+# The row's "status": ok (converged), or $STATUS (default not_converged; set
+# to timeout / failed / not_run by the caller for that one row).
 emit() {
-    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s,"client_gap_ms":%s,"client_ok":%s,"fdb_ok":%s}\n' \
-        "$1" "$2" "$3" "$4" "$(echo "${5:-null}" | awk '$1 == "null" { print "null"; next } { printf "%.3f", $1 / 1000 }')" \
+    _st=ok; [ "$4" = true ] || _st=${STATUS:-not_converged}
+    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"status":"%s","total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s,"client_gap_ms":%s,"client_ok":%s,"fdb_ok":%s}\n' \
+        "$1" "$2" "$3" "$4" "$_st" "$(echo "${5:-null}" | awk '$1 == "null" { print "null"; next } { printf "%.3f", $1 / 1000 }')" \
         "${6:-null}" "${7:-null}" "${8:-null}" "${9:-null}" "${10:-null}" "${11:-null}" "${12:-null}" "${13:-null}"
 }
+# not_run CASE VMM FROM WHY: a row for each run FROM..RUNS that could not be
+# tried (boot failed, source gone or wedged): every run keeps its row.
+not_run() {
+    [ "$3" -le "$RUNS" ] || return 0
+    warn "$2 $1: runs $3..$RUNS not run: $4"
+    _r=$3; while [ "$_r" -le "$RUNS" ]; do STATUS=not_run emit "$1" "$2" "$_r" false; _r=$((_r + 1)); done
+}
 now_s() { date +%s.%3N; }
+# run_times WHO CASE RUN P0 P1 P2: where a run's wall time went (stderr):
+# destination start + client (P0..P1), the move (P1..P2), the destination's
+# heartbeats + client replies + rows (P2..now)
+run_times() { warn "$1 $2 run $3: wall s: destination start $(secs $5 $4), move $(secs $6 $5), after $(secs "$(now_ms)" $6)"; }
 # wait_line FILE REGEX TIMEOUT_S
 wait_line() {
     _t=0
@@ -139,7 +155,9 @@ net_up() {
     wait_line "$1" "ECHOSRV LISTEN" 600 && wait_hb "$1" 3 600 "$4" || return 1
     client_start || true
 }
-jfield() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("null" if v is None else v)' "$1" "$2" 2>/dev/null || echo null; }
+# jfield FILE KEY: KEY's value in FILE's one flat JSON object (strings unquoted,
+# "null" if absent). sed, not Python: Python start-ups are slow in the lab.
+jfield() { _v=$(sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$1" 2>/dev/null | head -n 1); echo "${_v:-null}"; }
 
 ours() { # CASE
     cmd=$(case_cmd "$1")
@@ -147,10 +165,12 @@ ours() { # CASE
     IN_NS="ip netns exec $H1"
     ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret" --net tap=to0,mac=$MAC; cur=$OPID
     IN_NS=""
-    net_up "$curlog" to0 "$H1" $cur || { stop_pid $cur; client_stop; return 1; }
+    b0=$(now_ms)
+    net_up "$curlog" to0 "$H1" $cur || { stop_pid $cur; client_stop; not_run "$1" ours 1 "guest did not come up"; return 1; }
+    warn "ours $1: guest up (echo server, 3 heartbeats, client) after $(secs "$(now_ms)" $b0) s"
     i=1; ch=1
     while [ $i -le "$RUNS" ]; do
-        PORT=$((PORT + 1))
+        PORT=$((PORT + 1)); p0=$(now_ms)
         dlog=$T/$1.o$i.log; dsock=$T/$1.o$i.sock
         d=$((3 - ch)); dip=$(host_ip $d)
         ip netns exec "$(host_ns $d)" $VMM run --name bench --kernel "$K" --cmdline "$cmd" --mem 512M --cpus 2 \
@@ -162,55 +182,61 @@ ours() { # CASE
         n=0
         until grep -q "listening on" "$dlog.err" 2>/dev/null; do
             sleep 0.05; n=$((n + 1))
-            [ $n -lt 600 ] && kill -0 $dp 2>/dev/null || { warn "ours: destination did not listen"; cat "$dlog.err" >&2; stop_pid $cur; return 1; }
+            [ $n -lt 600 ] && kill -0 $dp 2>/dev/null || { warn "ours: destination did not listen"; cat "$dlog.err" >&2
+                stop_pid $dp; stop_pid $cur; client_stop; not_run "$1" ours $i "destination did not listen"; return 1; }
         done
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        t0=$(now_ms); c0=$(now_s)
-        $VMM ctl "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp; break; }
-        echo '{}' > "$T/ms.json"
+        t0=$(now_ms); c0=$(now_s); p1=$t0
+        $CTL "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
+            STATUS=failed emit "$1" ours $i false; stop_pid $cur; client_stop; not_run "$1" ours $((i + 1)) "migrate command failed"; return 1; }
+        echo '{}' > "$T/ms.json"; TIMEDOUT=0
         while kill -0 $cur 2>/dev/null; do
-            $VMM ctl "$cursock" migrate-status --json > "$T/ms.new" 2>/dev/null && mv "$T/ms.new" "$T/ms.json" || true
+            $CTL "$cursock" migrate-status --json > "$T/ms.new" 2>/dev/null && mv "$T/ms.new" "$T/ms.json" || true
             grep -Eq '"outcome":"(not converged|not_converged|failed|cancelled)' "$T/ms.json" && break
             # success: the source lingers answering migrate-status until quit
             grep -q "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null &&
-                { $VMM ctl "$cursock" quit >/dev/null 2>&1 || true; break; }
+                { $CTL "$cursock" quit >/dev/null 2>&1 || true; break; }
             if [ $(($(now_ms) - t0)) -gt $((CAP * 1000)) ]; then
-                $VMM ctl "$cursock" migrate-cancel >/dev/null 2>&1 || true
-                sleep 1; $VMM ctl "$cursock" migrate-status --json > "$T/ms.json" 2>/dev/null || true
-                break
+                $CTL "$cursock" migrate-cancel >/dev/null 2>&1 || true
+                sleep 1; $CTL "$cursock" migrate-status --json > "$T/ms.json" 2>/dev/null || true
+                TIMEDOUT=1; break
             fi
             sleep 0.2
         done
         sum=$(grep "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null || true)
-        slog=$curlog
+        slog=$curlog; p2=$(now_ms)
         if [ -n "$sum" ]; then
             wait $cur 2>/dev/null || warn "ours: source exit status $? after success"
             tot=$(echo "$sum" | sed -n 's/.*total \([0-9]*\) ms.*/\1/p')
             dt=$(echo "$sum" | sed -n 's/.*downtime \([0-9]*\) ms.*/\1/p')
             rounds=$(echo "$sum" | sed -n 's/.*, \([0-9]*\) rounds.*/\1/p')
             bytes=$(echo "$sum" | sed -n 's/.*rounds, \([0-9]*\) bytes sent.*/\1/p')
-            if wait_hb "$dlog" 3 120 $dp; then
+            if wait_hb "$dlog" 2 120 $dp; then
                 client_gap "$c0"; fdb_check $d to$i
                 emit "$1" ours $i true "$tot" "$dt" "$bytes" "$rounds" \
                     "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)" \
                     "$CGAP" "$COK" "$FDB_OK"
             else
-                warn "ours: destination does not run the guest"; emit "$1" ours $i false "$tot" "$dt" "$bytes" "$rounds"
-                stop_pid $dp; client_stop; return 1
+                warn "ours: destination does not run the guest"; STATUS=failed emit "$1" ours $i false "$tot" "$dt" "$bytes" "$rounds"
+                stop_pid $dp; client_stop; not_run "$1" ours $((i + 1)) "destination does not run the guest"; return 1
             fi
             cur=$dp; curlog=$dlog; cursock=$dsock; ch=$d
         else
             warn "ours: $1 run $i did not complete: $(cat "$T/ms.json")"
-            kill -0 $cur 2>/dev/null || { warn "ours: source died"; tail -n 3 "$curlog.err" >&2; stop_pid $dp; client_stop; return 1; }
             r=$(jfield "$T/ms.json" round); [ "$r" = null ] || r=$((r + 1))
-            emit "$1" ours $i false "$(jfield "$T/ms.json" total_ms)" null "$(jfield "$T/ms.json" bytes_sent)" "$r"
+            kill -0 $cur 2>/dev/null || { warn "ours: source died"; tail -n 3 "$curlog.err" >&2; stop_pid $dp; client_stop
+                STATUS=failed emit "$1" ours $i false "$(jfield "$T/ms.json" total_ms)" null "$(jfield "$T/ms.json" bytes_sent)" "$r"
+                not_run "$1" ours $((i + 1)) "source died"; return 1; }
+            st=not_converged; [ $TIMEDOUT = 1 ] && st=timeout
+            STATUS=$st emit "$1" ours $i false "$(jfield "$T/ms.json" total_ms)" null "$(jfield "$T/ms.json" bytes_sent)" "$r"
             stop_pid $dp
         fi
         # where the seconds went (source phases, destination load/resume), for humans
         { grep -h "migration phases" "$slog.err"; grep -h "incoming: migration complete" "$dlog.err"; } 2>/dev/null |
             sed "s/^/bench: ours $1 run $i: /" >&2 || true
+        run_times ours "$1" $i $p0 $p1 $p2
         i=$((i + 1))
     done
     stop_pid $cur; client_stop
@@ -228,10 +254,12 @@ qemu_mig() { # CASE best(0|1)
     IN_NS="ip netns exec $H1"
     qemu_start "$curlog" "$curmon" "$cmd" $(nic 0); cur=$QPID
     IN_NS=""
-    net_up "$curlog" ${tp}0 "$H1" $cur || { stop_pid $cur; client_stop; return 1; }
+    b0=$(now_ms)
+    net_up "$curlog" ${tp}0 "$H1" $cur || { stop_pid $cur; client_stop; not_run "$1" $who 1 "guest did not come up"; return 1; }
+    warn "$who $1: guest up (echo server, 3 heartbeats, client) after $(secs "$(now_ms)" $b0) s"
     i=1; ch=1
     while [ $i -le "$RUNS" ]; do
-        PORT=$((PORT + 1))
+        PORT=$((PORT + 1)); p0=$(now_ms)
         dlog=$T/$1.$who.$i.log; dmon=$T/$1.$who.$i.mon
         d=$((3 - ch)); dip=$(host_ip $d)
         IN_NS="ip netns exec $(host_ns $d)"
@@ -239,34 +267,43 @@ qemu_mig() { # CASE best(0|1)
         IN_NS=""
         plug_tap "$(host_ns $d)" $tp$i
         client_start || true
-        if [ "$2" = 1 ]; then
-            $QMON "$dmon" cmd "$set_best" "migrate_incoming tcp:$dip:$PORT"
-            $QMON "$curmon" cmd "$set_best" "$tune" "$dlim"
-        else
-            $QMON "$dmon" cmd "migrate_incoming tcp:$dip:$PORT"
-        fi
+        dcmds=""; scmds=""
+        [ "$2" = 1 ] && { dcmds="$set_best"; scmds="$set_best;$tune;$dlim"; }
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        c0=$(now_s)
-        $QMON "$curmon" cmd "migrate -d tcp:$dip:$PORT"
-        res=$($QMON "$curmon" wait-migrate "$CAP" || true)
+        # one client for the whole move: set-up of both ends, migrate -d (its
+        # time is t0, the client gap's window start), wait, cancel at CAP s
+        p1=$(now_ms)
+        res=$($QMON "$curmon" migrate "$CAP" "tcp:$dip:$PORT" "$dmon" "$dcmds" "$scmds" | tail -n 1)
+        p2=$(now_ms)
         echo "$res" > "$T/qm.json"
-        st=$(jfield "$T/qm.json" status)
-        if [ "$st" = completed ] && wait_hb "$dlog" 3 120 $dp; then
+        st=$(jfield "$T/qm.json" status); c0=$(jfield "$T/qm.json" t0)
+        if [ "$st" = completed ] && wait_hb "$dlog" 2 120 $dp; then
             client_gap "$c0"; fdb_check $d $tp$i
             emit "$1" $who $i true "$(jfield "$T/qm.json" total_ms)" "$(jfield "$T/qm.json" downtime_ms)" \
                 "$(jfield "$T/qm.json" bytes)" "$(jfield "$T/qm.json" rounds)" \
                 "$(gap "$curlog" $((k - 1)) "$dlog" mono)" "$(gap "$curlog" $((k - 1)) "$dlog" t)" \
                 "$CGAP" "$COK" "$FDB_OK"
+            # not before: killing QEMU's source at "completed" can reset the
+            # stream the destination is still reading (seen: a corrupt vring)
             stop_pid $cur
             cur=$dp; curlog=$dlog; curmon=$dmon; ch=$d
         else
             warn "$who: $1 run $i: $res"
+            # timeout: not done at CAP s (cancelled) or the monitor stopped answering
+            case $st in completed) STATUS=failed;; timeout) STATUS=timeout;; *) STATUS=not_converged;; esac
             emit "$1" $who $i false "$(jfield "$T/qm.json" total_ms)" null "$(jfield "$T/qm.json" bytes)" "$(jfield "$T/qm.json" rounds)"
+            STATUS=""
             stop_pid $dp
-            [ "$st" = completed ] && { stop_pid $cur; client_stop; return 1; }
+            # completed but the destination does not run the guest: it is gone
+            [ "$st" = completed ] && { stop_pid $cur; client_stop; not_run "$1" $who $((i + 1)) "destination does not run the guest"; return 1; }
+            # a source whose monitor no longer answers (QEMU wedged in a cancel) cannot go on
+            if [ "$st" = timeout ] && ! $QMON "$curmon" wait-status '^VM status: running' 10 >/dev/null 2>&1; then
+                stop_pid $cur; client_stop; not_run "$1" $who $((i + 1)) "source QEMU not running after the cancel"; return 1
+            fi
         fi
+        run_times $who "$1" $i $p0 $p1 $p2
         i=$((i + 1))
     done
     stop_pid $cur; client_stop

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turn bench JSON lines into a table with ratios, latest.json and PNG plots.
 usage: report.py RAW_JSON_LINES WHERE OUTDIR"""
-import json, os, platform, statistics, subprocess, sys, time
+import collections, json, os, platform, statistics, subprocess, sys, time
 
 raw, where, outdir = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = [json.loads(l) for l in open(raw) if l.startswith("{")]
@@ -64,7 +64,10 @@ def survived(rs):
 
 def conv(rs):
     n = sum(1 for r in rs if r["converged"])
-    return "yes" if n == len(rs) else "no" if n == 0 else f"{n}/{len(rs)}"
+    s = "yes" if n == len(rs) else "no" if n == 0 else f"{n}/{len(rs)}"
+    # runs that did not simply fail to converge: failed/timeout/not_run, said
+    why = collections.Counter(r.get("status") for r in rs if r.get("status") not in (None, "ok", "not_converged"))
+    return s + (" (" + ", ".join(f"{c} {w}" for w, c in sorted(why.items())) + ")" if why else "")
 
 for case in ("idle", "hot64"):
     ours_rs = mig(case, "ours")

@@ -53,10 +53,10 @@ vm_run() { # SCRIPT...
     done
     rm -f "$RAW.part" "$RAW.rc"
 }
-# The lab's timeout bounds a wedged lab: boot ~3 min, snapshot ~4, io ~5,
-# migrate ~16 under load since it migrates between namespaces over a bridge
-# (was ~7 over loopback); 45 minutes in all, so a slow but healthy lab is not
-# killed and rerun.
+# The lab's timeout bounds a wedged lab: boot ~3 min, snapshot ~3, io ~5,
+# migrate ~11 with another lab beside it (2026-12-04, 3 runs); 45 minutes in
+# all, so a slow but healthy lab is not killed and rerun. Inside, no wait is
+# unbounded (a stalled run ends as a "timeout" row, see bench/README.md).
 LAB_TIMEOUT=${BENCH_LAB_TIMEOUT:-2700}
 vm_run ${BENCH_VM:-boot snapshot io migrate}
 T3=$(date +%s)

@@ -12,7 +12,8 @@ T=$(mktemp -d /tmp/bench.XXXXXX)
 PIDS=""
 # set -e holds inside the trap too: a failed kill of an already reaped pid must not end it early
 cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 143' INT TERM   # through the EXIT trap; a bare handler would carry on
 
 now_ms() { date +%s%3N; }
 secs() { echo "$1 $2" | awk '{printf "%.3f", ($1-$2)/1000}'; }   # END_MS START_MS
