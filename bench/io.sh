@@ -117,7 +117,10 @@ measure() {
             v=""; try=0
             # the server may still be starting, or busy closing the last test
             while [ -z "$v" ] && [ $try -lt 5 ]; do
-                v=$(iperf3 -c 10.0.0.2 -t "$SECS" -O 1 -J $rflag 2>/dev/null | iperf_mbps || true)
+                # bounded: a stalled iperf3 connection (the guest's server
+                # gone quiet) once hung a whole make bench run here
+                v=$(timeout -k 5 $((SECS + 30)) iperf3 -c 10.0.0.2 -t "$SECS" -O 1 -J $rflag 2>/dev/null |
+                    iperf_mbps || true)
                 [ -n "$v" ] || sleep 1
                 try=$((try + 1))
             done
