@@ -140,6 +140,12 @@ cpu_share() {
 WEDGE=${LAB_WEDGE_SECS:-240}
 TROUBLE="soft lockup|hard LOCKUP|rcu_.*detected stalls|blocked for more than|BUG:|Oops"
 trouble=""; last_size=""; last_growth=$start; last_check=0
+# Kill the lab (wedged or timed out), then the output streamer once it has
+# shown what the command wrote last.
+stop_lab() {
+    kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
+    sleep 0.3; kill "$TPID" 2>/dev/null || true
+}
 out_size() {
     find "$OUT" -maxdepth 1 -type f ! -name console ! -name qemu.log -printf '%s\n' 2>/dev/null |
         awk '{ s += $1 } END { print s + 0 }'
@@ -152,8 +158,7 @@ while kill -0 "$QPID" 2>/dev/null; do
         [ "$sz" != "$last_size" ] && { last_size=$sz; last_growth=$now; }
         [ -z "$trouble" ] && grep -qE "$TROUBLE" "$OUT/console" 2>/dev/null && trouble=1
         if [ -n "$trouble" ] && [ $((now - last_growth)) -ge "$WEDGE" ]; then
-            kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
-            sleep 0.3; kill "$TPID" 2>/dev/null || true
+            stop_lab
             echo "lab: wedged: the lab kernel reported trouble and the command wrote nothing for ${WEDGE}s; ended after $((now - start))s" >&2
             grep -E "$TROUBLE|RIP: 0010|Comm:" "$OUT/console" | head -n 12 >&2 || true
             cpu_share
@@ -161,8 +166,7 @@ while kill -0 "$QPID" 2>/dev/null; do
         fi
     fi
     if [ $(( $(date +%s) - start )) -ge "$TIMEOUT" ]; then
-        kill -9 "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; QPID=""
-        sleep 0.3; kill "$TPID" 2>/dev/null || true
+        stop_lab
         echo "lab: timed out after ${TIMEOUT}s; last console lines:" >&2
         tail -n 15 "$OUT/console" >&2 2>/dev/null || true
         cpu_share
