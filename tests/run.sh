@@ -9,7 +9,7 @@
 #   TESTS=substring   run only integration tests whose name contains it
 #   UNIT=0            skip unit tests
 cd "$(dirname "$0")/.." || exit 1
-RES=$(mktemp); trap 'rm -f "$RES"' EXIT
+RES=$(mktemp); trap 'rm -rf "$RES" "$RES.d" "$RES.flaky"' EXIT
 upass=0; ufail=0; uskip=0
 if [ "${UNIT:-1}" != 0 ] && ls build/tests/test_* >/dev/null 2>&1; then
     echo "== unit tests"
@@ -39,44 +39,64 @@ if [ -n "$kvm" ]; then
         # The nested lab itself sometimes wedges or panics (a guest vCPU
         # never leaves VMRUN under QEMU's emulated SVM; RCU stalls; or the
         # lab kernel panics "corrupted stack end" inside KVM_RUN, see README).
-        # So a KVM test that does not pass in the lab runs again in a fresh
-        # lab boot, up to LAB_TRIES (4) boots in all:
+        # So every KVM test runs once first (pass 1), then each that did not
+        # pass runs again in fresh lab boots (pass 2), up to LAB_TRIES (4)
+        # boots in all:
         #  - a FAIL in a lab whose kernel reported trouble (lab.sh says so),
         #    a lab that died, and a wedged lab (lab.sh ends it early) count as
         #    lab deaths;
         #  - two clean FAILs make a failure, never rerun further;
-        #  - no rerun starts once the KVM tests have run so long that it could
-        #    outlast KVM_BUDGET seconds (default 3600) with its full timeout.
+        #  - no rerun starts that could outlast KVM_BUDGET seconds (default
+        #    4200: CI stops make test at 90 minutes) with its full timeout.
+        # Reruns come after every first run, so a lab death early on cannot
+        # eat the time a later test's first run needs.
         # A pass after a failure counts but is reported as FLAKY in the output
         # and the summary, never silently.
+        budget=${KVM_BUDGET:-4200}
+        mkdir -p "$RES.d"
+        # lab_try TEST: one lab boot; updates $RES.d/NAME.{out,fails,deaths,tries}.
+        lab_try() {
+            n=$(basename "$1" .sh); d=$RES.d/$n
+            tests/lab/lab.sh run --timeout $(( $(timeout_of "$1") + 120 )) --env TESTS --env KEEP_LOGS -- \
+                tests/run-suite.sh "$1" > "$d.out" 2>&1
+            cat "$d.out"
+            echo $(( $(cat "$d.tries" 2>/dev/null || echo 0) + 1 )) > "$d.tries"
+            grep -q "^RESULT PASS $n \|^RESULT SKIP $n " "$d.out" && return 0
+            if grep -q "^RESULT FAIL $n " "$d.out" && ! grep -q "^lab: the lab kernel reported trouble" "$d.out"; then
+                echo $(( $(cat "$d.fails" 2>/dev/null || echo 0) + 1 )) > "$d.fails"
+            else
+                echo $(( $(cat "$d.deaths" 2>/dev/null || echo 0) + 1 )) > "$d.deaths"
+            fi
+            return 1
+        }
+        timeout_of() { _to=$(sed -n 's/^# timeout: *\([0-9]*\).*/\1/p' "$1" | head -1); echo "${_to:-600}"; }
+        again=""
         for t in $kvm; do
-            n=$(basename "$t" .sh)
-            to=$(sed -n 's/^# timeout: *\([0-9]*\).*/\1/p' "$t" | head -1); to=${to:-600}
-            try=1; fails=0; deaths=0
+            lab_try "$t" || again="$again $t"
+        done
+        for t in $again; do
+            n=$(basename "$t" .sh); d=$RES.d/$n
             while :; do
-                tests/lab/lab.sh run --timeout $(( to + 120 )) --env TESTS --env KEEP_LOGS -- \
-                    tests/run-suite.sh "$t" > "$RES.one" 2>&1
-                cat "$RES.one"
-                grep -q "^RESULT PASS $n \|^RESULT SKIP $n " "$RES.one" && break
-                if grep -q "^RESULT FAIL $n " "$RES.one" && ! grep -q "^lab: the lab kernel reported trouble" "$RES.one"; then
-                    fails=$((fails + 1))
-                else
-                    deaths=$((deaths + 1))
-                fi
+                fails=$(cat "$d.fails" 2>/dev/null || echo 0); deaths=$(cat "$d.deaths" 2>/dev/null || echo 0)
+                try=$(cat "$d.tries")
                 [ "$fails" -ge 2 ] || [ "$try" -ge "${LAB_TRIES:-4}" ] && break
-                if [ $(( $(date +%s) - start + to + 120 )) -gt "${KVM_BUDGET:-3600}" ]; then
-                    echo "no rerun of $n: the KVM tests have run $(( $(date +%s) - start )) s; a rerun could outlast the ${KVM_BUDGET:-3600} s budget"
+                if [ $(( $(date +%s) - start + $(timeout_of "$t") + 120 )) -gt "$budget" ]; then
+                    echo "no rerun of $n: the KVM tests have run $(( $(date +%s) - start )) s; a rerun could outlast the $budget s budget"
                     break
                 fi
-                try=$((try + 1))
-                echo "FLAKY? $n did not pass in the lab ($fails test failure(s), $deaths lab death(s)); lab boot $try"
+                echo "FLAKY? $n did not pass in the lab ($fails test failure(s), $deaths lab death(s)); lab boot $((try + 1))"
+                lab_try "$t" && {
+                    echo "FLAKY $n (passed on lab boot $((try + 1)) after $fails test failure(s) and $deaths lab death(s))" >> "$RES.flaky"
+                    break
+                }
             done
-            [ "$try" -gt 1 ] && grep -q "^RESULT PASS $n " "$RES.one" && \
-                echo "FLAKY $n (passed on lab boot $try after $fails test failure(s) and $deaths lab death(s))" >> "$RES.flaky"
-            grep "^RESULT " "$RES.one" >> "$RES" ||
-                echo "RESULT FAIL $n 0s no result: the lab died or wedged in all $try boot(s)" | tee -a "$RES"
         done
-        rm -f "$RES.one"
+        for t in $kvm; do
+            n=$(basename "$t" .sh); d=$RES.d/$n
+            grep "^RESULT " "$d.out" >> "$RES" ||
+                echo "RESULT FAIL $n 0s no result: the lab died or wedged in all $(cat "$d.tries") boot(s)" | tee -a "$RES"
+        done
+        rm -rf "$RES.d"
     fi
     echo "(KVM tests took $(( $(date +%s) - start )) s)"
     # A test that never reported (lab died or hung) is a failure.

@@ -19,7 +19,7 @@
 # On any failure, every agentd's log, each VM's record, vmm output and serial
 # tail are printed (cluster_dump).
 # needs: kvm
-# timeout: 900
+# timeout: 600
 . tests/lib.sh
 need_kvm
 . tests/agentd_cluster.sh

@@ -11,7 +11,7 @@
 #     cancelled, the destination exits non-zero, the source keeps running;
 #  4. wrong secret: a clear auth error on both sides, the source keeps running.
 # needs: kvm
-# timeout: 600
+# timeout: 300
 . tests/lib.sh
 . tests/vmm_hosts.sh
 need_kvm

@@ -10,7 +10,7 @@
 # fresh tap must get the checksum/TSO offloads the guest negotiated on the
 # source (re-applied when the device state loads).
 # needs: kvm
-# timeout: 900
+# timeout: 600
 . tests/lib.sh
 . tests/vmm_hosts.sh
 need_kvm

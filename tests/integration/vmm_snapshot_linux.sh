@@ -5,7 +5,7 @@
 # heartbeats whose n/t/mono keep increasing past the snapshot and no VERIFY
 # FAIL; a corrupted state file and a wrong-sized memory file are refused.
 # needs: kvm
-# timeout: 1200
+# timeout: 600
 . tests/lib.sh
 . tests/vmm_hosts.sh
 need_kvm
