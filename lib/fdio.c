@@ -45,7 +45,7 @@ int fdio_read_full(int fd, void *buf, size_t n, int timeout_ms, size_t *got, str
 	return 0;
 }
 
-int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err)
+int fdio_writev_timeout(int fd, struct iovec *iov, int cnt, int timeout_ms, struct err *err)
 {
 	int use_send = 1;
 
@@ -60,7 +60,12 @@ int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err)
 		if (use_send) {
 			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = cnt };
 
-			w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+			/* With a timeout never block inside sendmsg: a blocking
+			 * send (even with SO_SNDTIMEO) that copied a little
+			 * returns after its timeout as a success, and the next
+			 * call waits again, so a dead peer would cost n times
+			 * the timeout. poll() below bounds each wait instead. */
+			w = sendmsg(fd, &mh, MSG_NOSIGNAL | (timeout_ms >= 0 ? MSG_DONTWAIT : 0));
 			if (w < 0 && errno == ENOTSOCK) {
 				use_send = 0;
 				continue;
@@ -71,6 +76,20 @@ int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) && timeout_ms >= 0) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				int pr = poll(&pfd, 1, timeout_ms);
+
+				if (pr < 0 && errno != EINTR)
+					return err_errno(err, errno, "poll");
+				if (pr == 0) {
+					err_set(err, "write: no progress for %d ms (the peer stopped reading)",
+						timeout_ms);
+					errno = ETIMEDOUT;
+					return -1;
+				}
+				continue;	/* writable, or an error the next send reports */
+			}
 			return err_errno(err, errno, "write");
 		}
 		/* Consume w bytes from the front of the iov array. */
@@ -87,6 +106,11 @@ int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err)
 		}
 	}
 	return 0;
+}
+
+int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err)
+{
+	return fdio_writev_timeout(fd, iov, cnt, -1, err);
 }
 
 int fdio_write_full(int fd, const void *buf, size_t n, struct err *err)

@@ -18,6 +18,12 @@ int fdio_read_full(int fd, void *buf, size_t n, int timeout_ms, size_t *got, str
  * MSG_NOSIGNAL on sockets, writev otherwise. */
 int fdio_writev_full(int fd, struct iovec *iov, int cnt, struct err *err);
 
+/* The same, on a socket bounded by timeout_ms (< 0: as fdio_writev_full)
+ * per wait for buffer space: it fails with errno ETIMEDOUT once the peer
+ * has taken nothing for timeout_ms ("no progress"), however the bytes were
+ * split across calls. Not a socket: writev, unbounded. */
+int fdio_writev_timeout(int fd, struct iovec *iov, int cnt, int timeout_ms, struct err *err);
+
 int fdio_write_full(int fd, const void *buf, size_t n, struct err *err);
 
 #endif

@@ -1,5 +1,6 @@
 #include "lib/frame.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -98,12 +99,16 @@ int frame_send_flags(struct frame_conn *c, uint16_t type, uint16_t flags,
 	iov[0] = (struct iovec){ hdr, FRAME_HDR_SIZE };
 	iov[1] = (struct iovec){ (void *)buf, len };
 	iov[2] = (struct iovec){ tag, FRAME_TAG_SIZE };
-	r = fdio_writev_full(c->fd, iov, 3, err);
+	r = fdio_writev_timeout(c->fd, iov, 3, c->timeout_ms, err);
 	c->write_ns += frame__now() - t1;
 	if (r < 0) {
+		int saved = errno;	/* callers tell a timeout (ETIMEDOUT) apart */
+
 		/* A partial frame may be on the wire; the stream is unusable. */
 		c->broken = 1;
-		return err_prefix(err, "frame: send");
+		err_prefix(err, "frame: send");
+		errno = saved;
+		return -1;
 	}
 	c->send_seq++;
 	return 0;

@@ -28,7 +28,8 @@
 struct frame_conn {
 	int fd;
 	uint32_t max_len;	/* receive limit, <= FRAME_MAX_PAYLOAD */
-	int timeout_ms;		/* per wait when receiving; < 0 forever */
+	int timeout_ms;		/* per wait for the peer (receiving, or buffer space
+				 * when sending); < 0 forever */
 	uint64_t send_seq, recv_seq;
 	struct auth_tagger send_tag, recv_tag;
 	int broken;

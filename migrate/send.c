@@ -175,8 +175,10 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 		goto out;
 	tx->have_enc = 1;
 	tx->enc.lz4_accel = tx->p.lz4_accel > 0 ? tx->p.lz4_accel : MIG_LZ4_ACCEL_DEFAULT;
-	/* Bound every blocking send: a destination that stops reading must
-	 * not hang us (ENOTSOCK: not a socket, nothing to bound). */
+	/* Frames are bounded by the connection's timeout (no progress for
+	 * io_timeout_ms: lib/fdio.c); SO_SNDTIMEO also bounds any other
+	 * blocking send: a destination that stops reading must not hang us
+	 * (ENOTSOCK: not a socket, nothing to bound). */
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 && errno != ENOTSOCK) {
 		err_errno(e, errno, "SO_SNDTIMEO");
 		goto out;

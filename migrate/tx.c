@@ -102,7 +102,7 @@ static int mig_tx__send_failed(struct mig_tx *tx, int errnum, struct err *e)
 	struct err why;
 	int broken = tx->c.broken;
 
-	if (errnum == EAGAIN || errnum == EWOULDBLOCK)
+	if (errnum == ETIMEDOUT || errnum == EAGAIN || errnum == EWOULDBLOCK)
 		return err_set(e, "send timed out after %d ms (destination stopped reading)",
 			       tx->p.io_timeout_ms);
 	tx->c.broken = 0;

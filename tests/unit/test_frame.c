@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -316,6 +318,89 @@ static void test_frame_ok_then_replay(void **state)
 	pair_close(&p);
 }
 
+/* ---- bounded sends ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A peer that stops reading: frame_send fails once nothing moved for
+ * timeout_ms (ETIMEDOUT, "no progress"), after about one timeout, not one
+ * per partial write, and the connection is broken afterwards. */
+static void test_frame_send_stalled_peer(void **state)
+{
+	static uint8_t big[256 << 10];
+	struct pair p;
+	struct err err;
+	double t0, t1 = 0;
+	int r = 0, i;
+
+	(void)state;
+	pair_open(&p);
+	p.a.timeout_ms = 300;
+	for (i = 0; i < 64 && r == 0; i++) {	/* fills the socket buffer, then stalls */
+		t0 = now_s();
+		r = frame_send(&p.a, 5, big, sizeof(big), &err);
+		t1 = now_s() - t0;
+	}
+	assert_int_equal(r, -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_string_equal(err.msg, "frame: send: write: no progress for 300 ms (the peer stopped reading)");
+	assert_true(t1 >= 0.25 && t1 < 3.0);
+	assert_int_equal(frame_send(&p.a, 5, "x", 1, &err), -1);
+	assert_non_null(strstr(err.msg, "broken"));
+	pair_close(&p);
+}
+
+struct slow_reader {
+	int fd;
+	size_t total;
+};
+
+static void *slow_read(void *arg)
+{
+	struct slow_reader *sr = arg;
+	uint8_t buf[16 << 10];
+	ssize_t r;
+
+	while ((r = read(sr->fd, buf, sizeof(buf))) > 0) {
+		sr->total += (size_t)r;
+		usleep(20000);	/* 16 KiB per 20 ms: always some progress */
+	}
+	return NULL;
+}
+
+/* A slow peer that keeps taking bytes is not a stalled one: sending 2 MiB
+ * to a reader taking 16 KiB per 20 ms takes seconds, far over the 300 ms
+ * timeout, and succeeds. */
+static void test_frame_send_slow_peer(void **state)
+{
+	static uint8_t big[1 << 20];
+	struct slow_reader sr = { 0 };
+	struct pair p;
+	struct err err;
+	pthread_t th;
+	double t0;
+
+	(void)state;
+	pair_open(&p);
+	p.a.timeout_ms = 300;
+	sr.fd = p.tx[1];
+	assert_int_equal(pthread_create(&th, NULL, slow_read, &sr), 0);
+	t0 = now_s();
+	assert_int_equal(frame_send(&p.a, 5, big, sizeof(big), &err), 0);
+	assert_int_equal(frame_send(&p.a, 5, big, sizeof(big), &err), 0);
+	assert_true(now_s() - t0 > 0.6);
+	shutdown(p.tx[0], SHUT_WR);
+	pthread_join(th, NULL);
+	assert_int_equal(sr.total, 2 * (FRAME_HDR_SIZE + sizeof(big) + FRAME_TAG_SIZE));
+	pair_close(&p);
+}
+
 static void test_frame_corruption(void **state)
 {
 	struct pair p;
@@ -506,6 +591,8 @@ int main(void)
 		cmocka_unit_test(test_tagger_known_answer),
 		cmocka_unit_test(test_frame_seq_high_bits),
 		cmocka_unit_test(test_frame_limits),
+		cmocka_unit_test(test_frame_send_stalled_peer),
+		cmocka_unit_test(test_frame_send_slow_peer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
