@@ -40,8 +40,8 @@ if [ -n "$kvm" ]; then
         # never leaves VMRUN under QEMU's emulated SVM; RCU stalls; or the
         # lab kernel panics "corrupted stack end" inside KVM_RUN, see README).
         # So every KVM test runs once first (pass 1), then each that did not
-        # pass runs again in fresh lab boots (pass 2), up to LAB_TRIES (4)
-        # boots in all:
+        # pass runs again in fresh lab boots (pass 2, one lab at a time), up
+        # to LAB_TRIES (4) boots in all:
         #  - a FAIL in a lab whose kernel reported trouble (lab.sh says so),
         #    a lab that died, and a wedged lab (lab.sh ends it early) count as
         #    lab deaths;
@@ -70,10 +70,29 @@ if [ -n "$kvm" ]; then
             return 1
         }
         timeout_of() { _to=$(sed -n 's/^# timeout: *\([0-9]*\).*/\1/p' "$1" | head -1); echo "${_to:-600}"; }
-        again=""
-        for t in $kvm; do
-            lab_try "$t" || again="$again $t"
+        # Pass 1 runs LAB_JOBS (default 2) labs at once: a lab alone gets
+        # about 1.2 of the 2 host cores (its workload is mostly one busy
+        # vCPU), so two side by side finish the pass in well under the
+        # serial time. Longest timeouts first, from one queue; each test's
+        # output is printed whole when it ends.
+        for t in $kvm; do echo "$(timeout_of "$t") $t"; done | sort -rn | cut -d' ' -f2 > "$RES.d/queue"
+        : > "$RES.d/again"
+        pass1_worker() {
+            while :; do
+                t=$(flock "$RES.d/queue" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' sh "$RES.d/queue")
+                [ -n "$t" ] || break
+                lab_try "$t" > "$RES.d/w$1.out" 2>&1 || echo "$t" >> "$RES.d/again"
+                flock "$RES.d/print" cat "$RES.d/w$1.out"
+            done
+        }
+        w=1; pids=""
+        while [ "$w" -le "${LAB_JOBS:-2}" ]; do
+            pass1_worker $w & pids="$pids $!"
+            w=$((w + 1))
         done
+        wait $pids
+        again=""
+        for t in $kvm; do grep -qx "$t" "$RES.d/again" && again="$again $t"; done
         for t in $again; do
             n=$(basename "$t" .sh); d=$RES.d/$n
             while :; do
