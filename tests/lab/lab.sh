@@ -11,6 +11,9 @@
 #       A wedged lab (kernel trouble on its console and no new output from the
 #       command for LAB_WEDGE_SECS, default 240) is ended early, exit 125.
 #       LAB_CONSOLE=FILE: copy the lab kernel's console log there at the end.
+#       LAB_APPEND="OPTS": more lab kernel command-line options (experiments:
+#       e.g. debug_pagealloc=on). Tried 2026-12-04: thread=single TCG hangs a
+#       Linux guest's boot in the lab; tsc=reliable boots (no gain measured).
 #   lab.sh initrd
 #       Builds (or reuses) the lab's initramfs and prints its path.
 #
@@ -113,7 +116,7 @@ done
 
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
-    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 ${LAB_APPEND:-}" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap $WORKSHARE \
     </dev/null >"$OUT/qemu.log" 2>&1 &
