@@ -41,8 +41,9 @@ measure() { # WHO RUN
     done
     end=$(now_ms)
     sleep "$SETTLE"   # let init settle and free pages get reported, then read RSS
-    rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
-    kill -9 $pid; wait $pid 2>/dev/null || true
+    rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status 2>/dev/null)
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null || true
+    [ -n "$rss" ] || { echo "bench: $1 exited before its RSS was read" >&2; return 1; }
     printf '{"bench":"boot","vmm":"%s","run":%d,"boot_s":%s,"rss_kib":%s}\n' \
         "$1" "$2" "$(echo "$end $start" | awk '{printf "%.3f", ($1-$2)/1000}')" "$rss"
 }

@@ -4,7 +4,16 @@ usage: report.py RAW_JSON_LINES WHERE OUTDIR"""
 import collections, json, os, platform, statistics, subprocess, sys, time
 
 raw, where, outdir = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = [json.loads(l) for l in open(raw) if l.startswith("{")]
+rows, bad = [], []
+for l in open(raw):
+    if not l.startswith("{"):
+        continue
+    try:
+        rows.append(json.loads(l))
+    except ValueError:  # a row cut short (a dying lab) or with an empty value
+        bad.append(l.strip())
+for l in bad:
+    print(f"bench: malformed row skipped: {l[:200]}", file=sys.stderr)
 
 def ver(cmd):
     try:

@@ -116,7 +116,7 @@ done
 
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
-    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 ${LAB_APPEND:-}" \
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet loglevel=5 panic=-1 ${LAB_APPEND:-}" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap $WORKSHARE \
     </dev/null >"$OUT/qemu.log" 2>&1 &
