@@ -27,7 +27,9 @@ echo "bench: boot and RSS, snapshot/restore, virtio-net/-blk, live migration: ou
 # lab kernel sometimes dies (soft lockup, panic): then the scripts that had
 # finished keep their rows (vm.sh prints a "phase" line after each), the rows
 # of the unfinished one are dropped, and the unfinished ones run once more in a
-# fresh lab boot. A rerun is said, never hidden.
+# fresh lab boot. migrate.sh (the longest) keeps its finished blocks too: a
+# "part" line per case and VMM, skipped in the rerun. A rerun is said, never
+# hidden.
 vm_run() { # SCRIPT...
     if [ "$WHERE" = direct ]; then
         bench/vm.sh "$RUNS" "$@" | tee -a "$RAW" | grep -v '^{' || true
@@ -37,18 +39,21 @@ vm_run() { # SCRIPT...
     for attempt in 1 2; do
         # rows to a file, the rest shown live; the lab's exit status via $RAW.rc
         { rc=0; tests/lab/lab.sh run --timeout "$LAB_TIMEOUT" --env BENCH_MIG_CAP --env BENCH_BLK_MIB --env BENCH_NET_SECS \
-              --env BENCH_ONLY --env BENCH_CASES -- bench/vm.sh "$RUNS" $todo || rc=$?; echo $rc > "$RAW.rc"; } |
+              --env BENCH_ONLY --env BENCH_CASES --env BENCH_SKIP_PARTS -- bench/vm.sh "$RUNS" $todo || rc=$?; echo $rc > "$RAW.rc"; } |
             tee "$RAW.part" | grep --line-buffered -v '^{' || true
         rc=$(cat "$RAW.rc")
-        # rows up to the last finished script's phase line
-        awk '/^\{"bench":"phase"/ { print buf $0; buf = ""; next } /^\{/ { buf = buf $0 "\n" }' "$RAW.part" | sed '/^$/d' >> "$RAW"
+        # rows up to the last finished script's phase line or block's part
+        # line (migrate.sh: one per case and VMM)
+        awk '/^\{"bench":"(phase|part)"/ { print buf $0; buf = ""; next } /^\{/ { buf = buf $0 "\n" }' "$RAW.part" | sed '/^$/d' >> "$RAW"
+        skip=$(sed -n 's|^{"bench":"part","script":"[a-z]*","part":"\([a-z0-9_/]*\)"}$|\1|p' "$RAW" | tr '\n' ' ')
         done_s=$(sed -n 's/^{"bench":"phase","name":"\([a-z]*\)".*/\1/p' "$RAW.part")
         left=""
         for s in $todo; do case " $(echo $done_s) " in *" $s "*) ;; *) left="$left $s";; esac; done
         todo=$left
         # 124: lab timed out; 125: the lab died before the command finished
         { [ "$rc" = 124 ] || [ "$rc" = 125 ]; } && [ -n "$todo" ] || break
-        [ $attempt = 1 ] && echo "bench: the lab died (exit $rc); rerunning$todo once in a fresh lab boot"
+        export BENCH_SKIP_PARTS="$skip"
+        [ $attempt = 1 ] && echo "bench: the lab died (exit $rc); rerunning$todo once in a fresh lab boot${skip:+ (blocks already measured: $skip)}"
         [ $attempt = 2 ] && echo "bench: the lab died again (exit $rc); no rows for$todo"
     done
     rm -f "$RAW.part" "$RAW.rc"

@@ -18,7 +18,6 @@ need_kvm
 PORT=4444
 CMDLINE="mem=32 passes=0 hb=2"
 
-gens() { tr -d '\r' < "$1" | sed -n 's/^HEARTBEAT gen=\([0-9]*\).*/\1/p'; }
 
 hosts_net mh
 secret_file secret
@@ -49,12 +48,12 @@ cat "$TMP/src1.err"; cat "$TMP/dst1.err"
 [ $rc -eq 0 ] || die "source exited $rc after a migration, want 0"
 grep -q "migrated to $IP2:$PORT: total" "$TMP/src1.err" || die "no summary line on the source"
 grep -q "vmm: incoming: migration complete (downtime" "$TMP/dst1.err" || die "destination did not complete"
-last=$(gens "$TMP/src1.log" | tail -n 1)
+last=$(hb_field "$TMP/src1.log" gen | tail -n 1)
 wait_hb "$TMP/dst1.log" 3 60
-first=$(gens "$TMP/dst1.log" | head -n 1)
+first=$(hb_field "$TMP/dst1.log" gen | head -n 1)
 echo "source's last heartbeat gen=$last, destination's first gen=$first"
 [ "$first" -gt "$last" ] || die "destination gen $first does not continue after $last"
-{ echo "$last"; gens "$TMP/dst1.log"; } | awk 'NR > 1 && $1 <= p { print "gen " p " -> " $1; bad = 1 } { p = $1 } END { exit bad }' ||
+{ echo "$last"; hb_field "$TMP/dst1.log" gen; } | awk 'NR > 1 && $1 <= p { print "gen " p " -> " $1; bad = 1 } { p = $1 } END { exit bad }' ||
     { tail -n 5 "$TMP/src1.log"; head -n 8 "$TMP/dst1.log"; die "heartbeat generations not increasing across the move"; }
 ctl "$TMP/dst1.sock" status | grep -q "state: *running" || die "destination not running"
 ctl "$TMP/dst1.sock" quit

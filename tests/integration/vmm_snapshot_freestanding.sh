@@ -10,7 +10,6 @@
 . tests/vmm_hosts.sh
 need_kvm
 SNAP=$TMP/snap
-gens() { tr -d '\r' < "$1" | sed -n 's/^HEARTBEAT gen=\([0-9]*\).*/\1/p'; }
 
 vmm_start r0 - --name fs --kernel "$FS_GUEST" --mem 64M --cpus 1 --cmdline "mem=32 passes=0 hb=2"
 PID0=$PID
@@ -19,7 +18,7 @@ ctl "$TMP/r0.sock" status | grep -q "state: *running" || die "not running"
 before=$(hb_count "$TMP/r0.log")
 ctl "$TMP/r0.sock" snapshot "$SNAP" || die "snapshot failed"
 cat "$TMP/r0.err"
-gen_before=$(gens "$TMP/r0.log" | head -n "$before" | tail -n 1)
+gen_before=$(hb_field "$TMP/r0.log" gen | head -n "$before" | tail -n 1)
 wait_hb "$TMP/r0.log" $((before + 2)) 60      # keeps running after the snapshot
 kill -9 $PID0; wait $PID0 2>/dev/null || true
 echo "snapshot after gen=$gen_before"
@@ -28,11 +27,11 @@ for i in 1 2 3; do
     pid=$PID
     wait_hb "$TMP/r$i.log" 3 120
     cat "$TMP/r$i.err"
-    first=$(gens "$TMP/r$i.log" | head -n 1)
+    first=$(hb_field "$TMP/r$i.log" gen | head -n 1)
     echo "restore $i: first heartbeat gen=$first"
     [ "$first" -gt "$gen_before" ] || die "restore $i: gen $first does not continue after $gen_before"
-    { echo "$gen_before"; gens "$TMP/r$i.log"; } | awk 'NR > 1 && $1 <= p { exit 1 } { p = $1 }' ||
-        { gens "$TMP/r$i.log" | tr '\n' ' '; tr -d '\r' < "$TMP/r$i.log" | head -n 12
+    { echo "$gen_before"; hb_field "$TMP/r$i.log" gen; } | awk 'NR > 1 && $1 <= p { exit 1 } { p = $1 }' ||
+        { hb_field "$TMP/r$i.log" gen | tr '\n' ' '; tr -d '\r' < "$TMP/r$i.log" | head -n 12
           die "restore $i: heartbeat generations not increasing"; }
     ctl "$TMP/r$i.sock" quit
     wait $pid || die "restore $i: exit $?"
