@@ -35,11 +35,11 @@ vm_run() { # SCRIPT...
         bench/vm.sh "$RUNS" "$@" | tee -a "$RAW" | grep -v '^{' || true
         return 0
     fi
-    todo="$*"
+    pending="$*"
     for attempt in 1 2; do
         # rows to a file, the rest shown live; the lab's exit status via $RAW.rc
         { rc=0; tests/lab/lab.sh run --timeout "$LAB_TIMEOUT" --env BENCH_MIG_CAP --env BENCH_BLK_MIB --env BENCH_NET_SECS \
-              --env BENCH_ONLY --env BENCH_CASES --env BENCH_SKIP_PARTS -- bench/vm.sh "$RUNS" $todo || rc=$?; echo $rc > "$RAW.rc"; } |
+              --env BENCH_ONLY --env BENCH_CASES --env BENCH_SKIP_PARTS -- bench/vm.sh "$RUNS" $pending || rc=$?; echo $rc > "$RAW.rc"; } |
             tee "$RAW.part" | grep --line-buffered -v '^{' || true
         rc=$(cat "$RAW.rc")
         # rows up to the last finished script's phase line or block's part
@@ -48,13 +48,13 @@ vm_run() { # SCRIPT...
         skip=$(sed -n 's|^{"bench":"part","script":"[a-z]*","part":"\([a-z0-9_/]*\)"}$|\1|p' "$RAW" | tr '\n' ' ')
         done_s=$(sed -n 's/^{"bench":"phase","name":"\([a-z]*\)".*/\1/p' "$RAW.part")
         left=""
-        for s in $todo; do case " $(echo $done_s) " in *" $s "*) ;; *) left="$left $s";; esac; done
-        todo=$left
+        for s in $pending; do case " $(echo $done_s) " in *" $s "*) ;; *) left="$left $s";; esac; done
+        pending=$left
         # 124: lab timed out; 125: the lab died before the command finished
-        { [ "$rc" = 124 ] || [ "$rc" = 125 ]; } && [ -n "$todo" ] || break
+        { [ "$rc" = 124 ] || [ "$rc" = 125 ]; } && [ -n "$pending" ] || break
         export BENCH_SKIP_PARTS="$skip"
-        [ $attempt = 1 ] && echo "bench: the lab died (exit $rc); rerunning$todo once in a fresh lab boot${skip:+ (blocks already measured: $skip)}"
-        [ $attempt = 2 ] && echo "bench: the lab died again (exit $rc); no rows for$todo"
+        [ $attempt = 1 ] && echo "bench: the lab died (exit $rc); rerunning$pending once in a fresh lab boot${skip:+ (blocks already measured: $skip)}"
+        [ $attempt = 2 ] && echo "bench: the lab died again (exit $rc); no rows for$pending"
     done
     rm -f "$RAW.part" "$RAW.rc"
 }
