@@ -149,10 +149,8 @@ PY
 }
 
 # migrate_clean STEP DST ARGS...: start destination DST on $H2 at $IP2:$PORT
-# with ARGS, migrate the source (socket src.sock, pid $SRC) there, and check
-# what every clean migration must give: the source exits 0, the destination
-# completes, RAM at pause equals RAM at resume (ram_hashes), heartbeats go on
-# increasing across the move, no VERIFY FAIL. Then DST quits.
+# with ARGS, migrate the source (socket src.sock, pid $SRC) there, require the
+# source to exit 0, then landed_clean.
 migrate_clean() {
     _mc_step=$1 _mc_dst=$2; shift 2
     vmm_incoming "$_mc_dst" "$H2" $IP2:$PORT "$@"
@@ -160,12 +158,19 @@ migrate_clean() {
     ctl "$TMP/src.sock" migrate --to $IP2:$PORT --downtime 1000 || die "$_mc_step: migrate command failed"
     wait_exit $SRC 120
     [ "$rc" -eq 0 ] || { cat "$TMP/src.err"; die "$_mc_step: source exited $rc"; }
-    grep "migration complete" "$TMP/$_mc_dst.err" || die "$_mc_step: destination did not complete"
-    ram_hashes src "$_mc_dst"
-    wait_hb "$TMP/$_mc_dst.log" 3 60
-    : > "$TMP/n.all"; hb_field "$TMP/src.log" n >> "$TMP/n.all"; hb_field "$TMP/$_mc_dst.log" n >> "$TMP/n.all"
-    increasing "$TMP/n.all" || die "$_mc_step: heartbeats not continuing"
-    no_verify_fail "$TMP/src.log" "$TMP/$_mc_dst.log"
-    ctl "$TMP/$_mc_dst.sock" quit
-    wait_exit $_mc_pid 60
+    landed_clean "$_mc_step" "$_mc_dst" $_mc_pid
+}
+# landed_clean STEP DST DST_PID: what every clean migration from src to DST
+# must give once the source is gone: the destination completed, RAM at pause
+# equals RAM at resume (ram_hashes), heartbeats go on increasing across the
+# move, no VERIFY FAIL. Then DST quits.
+landed_clean() {
+    grep "migration complete" "$TMP/$2.err" || die "$1: destination did not complete"
+    ram_hashes src "$2"
+    wait_hb "$TMP/$2.log" 3 60
+    : > "$TMP/n.all"; hb_field "$TMP/src.log" n >> "$TMP/n.all"; hb_field "$TMP/$2.log" n >> "$TMP/n.all"
+    increasing "$TMP/n.all" || die "$1: heartbeats not continuing"
+    no_verify_fail "$TMP/src.log" "$TMP/$2.log"
+    ctl "$TMP/$2.sock" quit
+    wait_exit $3 60
 }
