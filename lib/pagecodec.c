@@ -305,7 +305,7 @@ void pagecodec_zero_range(void *dst, size_t npages)
  * adjacent in one file. At most one run is pending, so records take effect
  * in stream order. */
 struct pagecodec__run {
-	int kind;			/* 0 none, PAGECODEC_ZERO, PAGECODEC_RAW */
+	int kind;			/* 0 none, PAGECODEC_ZERO, PAGECODEC_RAW (file pages) */
 	uint8_t *zstart;
 	size_t n;			/* pages */
 	int fd;
@@ -368,10 +368,9 @@ int pagecodec_decode_to(struct pagecodec_dec *d, const void *buf, size_t len,
 			run->n = 1;
 			continue;
 		}
-		if (rec.kind == PAGECODEC_RAW && file && (fd = file(opaque, rec.gfn, &off)) >= 0) {
-			(*records)++;
-			d->st.raw_pages++;
-			d->st.bytes_out += PAGECODEC_PAGE_SIZE;
+		if (rec.kind != PAGECODEC_ZERO && file && (fd = file(opaque, rec.gfn, &off)) >= 0) {
+			const void *page = rec.payload;
+
 			if (!(run->kind == PAGECODEC_RAW && run->fd == fd && run->n < PAGECODEC_RUN_MAX &&
 			      off == run->off + (off_t)(run->n * PAGECODEC_PAGE_SIZE))) {
 				pagecodec__flush(run);
@@ -379,7 +378,22 @@ int pagecodec_decode_to(struct pagecodec_dec *d, const void *buf, size_t len,
 				run->fd = fd;
 				run->off = off;
 			}
-			run->iov[run->n] = (struct iovec){ (void *)rec.payload, PAGECODEC_PAGE_SIZE };
+			/* An LZ4 page joins the run decompressed into its own
+			 * slot of run_buf (slot n stays untouched until this run
+			 * is flushed): writing it through the mapping instead
+			 * would fault in and clear a fresh page first. */
+			if (rec.kind == PAGECODEC_LZ4) {
+				if (pagecodec_rec_decode(d, &rec, d->run_buf[run->n], err) < 0) {
+					pagecodec__flush(run);	/* the records before it */
+					return -1;
+				}
+				page = d->run_buf[run->n];
+			} else {
+				d->st.raw_pages++;
+				d->st.bytes_out += PAGECODEC_PAGE_SIZE;
+			}
+			(*records)++;
+			run->iov[run->n] = (struct iovec){ (void *)page, PAGECODEC_PAGE_SIZE };
 			run->dst[run->n++] = dst;
 			continue;
 		}

@@ -71,11 +71,16 @@ int pagecodec_encode_zero(struct pagecodec_enc *e, uint64_t gfn, void *out, size
 
 /* ---- decoder ---- */
 
+#define PAGECODEC_RUN_MAX	256	/* pages applied by one system call */
+
+/* About 1 MiB (run_buf): allocate it on the heap or statically. */
 struct pagecodec_dec {
 	struct pagecodec_stats st;
 	uint64_t nr_gfns;	/* every gfn must be < nr_gfns */
 	uint64_t records;	/* records decoded so far (for error text) */
 	uint8_t scratch[PAGECODEC_PAGE_SIZE] __attribute__((aligned(64)));
+	/* LZ4 pages of the pending pwritev run (pagecodec_decode_to) */
+	uint8_t run_buf[PAGECODEC_RUN_MAX][PAGECODEC_PAGE_SIZE] __attribute__((aligned(64)));
 };
 
 /* One parsed, validated record; payload points into the input buffer. */
@@ -119,15 +124,13 @@ typedef void *(*pagecodec_addr_fn)(void *opaque, uint64_t gfn);
 /* The file (memfd) and offset backing page gfn, or -1 if none. */
 typedef int (*pagecodec_file_fn)(void *opaque, uint64_t gfn, off_t *off);
 
-#define PAGECODEC_RUN_MAX	256	/* pages applied by one system call */
-
 /* Decode every record of buf into the pages addr() names; *records counts
  * the records applied. Runs are applied with one system call each, in
  * stream order with the other records: ZERO records of pages adjacent in
- * memory as one pagecodec_zero_range; with file (may be NULL), RAW records
- * of pages adjacent in one file as one pwritev (page-cache pages filled in
- * place: no page fault, no clearing first; anything else copies through
- * the mapping). On error, the records before the bad one were applied. */
+ * memory as one pagecodec_zero_range; with file (may be NULL), RAW and LZ4
+ * records of pages adjacent in one file as one pwritev (LZ4 pages are
+ * decompressed into d->run_buf first; page-cache pages are filled in place:
+ * no page fault, no clearing first; anything else goes through the mapping). On error, the records before the bad one were applied. */
 int pagecodec_decode_to(struct pagecodec_dec *d, const void *buf, size_t len,
 			pagecodec_addr_fn addr, pagecodec_file_fn file, void *opaque,
 			uint64_t *records, struct err *err);

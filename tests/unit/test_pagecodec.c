@@ -257,6 +257,77 @@ static void test_raw_runs_file(void **state)
 	free(want);
 }
 
+/* LZ4 pages join the pwritev runs too (decompressed into run_buf): runs
+ * longer than PAGECODEC_RUN_MAX, mixed with RAW pages, decoded through a
+ * read-only mapping (a write through it would crash the test), then a
+ * corrupt LZ4 record mid-run: the records before it are in the file, the
+ * rest are not. */
+static void test_lz4_runs_file(void **state)
+{
+	enum { N = 600 };
+	struct pagecodec_enc enc;
+	struct pagecodec_dec *d = malloc(sizeof(*d));
+	struct err err;
+	size_t cap = (N + 8) * PAGECODEC_MAX_RECORD, pos = 0, at = 0, bad = 0;
+	uint8_t *out = malloc(cap), *want = calloc(N, PS), page[PS];
+	struct filectx fc;
+	uint64_t n;
+
+	(void)state;
+	fc.fd = memfd_create("pc", MFD_CLOEXEC);
+	assert_true(fc.fd >= 0);
+	assert_int_equal(ftruncate(fc.fd, N * PS), 0);
+	fc.mem = mmap(NULL, N * PS, PROT_READ, MAP_SHARED, fc.fd, 0);
+	assert_true(fc.mem != MAP_FAILED);
+	assert_int_equal(pagecodec_enc_init(&enc, 0, &err), 0);
+	for (uint64_t gfn = 0; gfn < N; gfn++) {
+		uint32_t x = (uint32_t)gfn * 2654435761u + 1;
+
+		if (gfn % 97 == 13) {		/* a few incompressible: RAW */
+			for (int i = 0; i < PS; i++) {
+				x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+				page[i] = (uint8_t)x;
+			}
+		} else {
+			memset(page, (int)(gfn % 251) + 1, PS);
+			snprintf((char *)page, 64, "lz4 page %llu", (unsigned long long)gfn);
+		}
+		memcpy(want + gfn * PS, page, PS);
+		assert_true(pagecodec_encode(&enc, gfn, page, out, cap, &pos, &err) > 0);
+	}
+	assert_true(enc.st.lz4_pages > PAGECODEC_RUN_MAX && enc.st.raw_pages > 0);
+	pagecodec_dec_init(d, N);
+	assert_int_equal(pagecodec_decode_to(d, out, pos, file_addr, file_of, &fc, &n, &err), 0);
+	assert_int_equal(n, N);
+	assert_int_equal(d->st.lz4_pages, enc.st.lz4_pages);
+	assert_int_equal(d->st.raw_pages, enc.st.raw_pages);
+	assert_int_equal(d->st.bytes_out, (uint64_t)N * PS);
+	assert_memory_equal(fc.mem, want, N * PS);
+
+	/* corrupt the LZ4 payload of record 300 (gfn 300: LZ4, 300 % 97 != 13) */
+	assert_int_equal(ftruncate(fc.fd, 0), 0);
+	assert_int_equal(ftruncate(fc.fd, N * PS), 0);
+	for (int r = 0; r < 300; r++)
+		at += 16 + (out[at + 12] | out[at + 13] << 8 | (size_t)out[at + 14] << 16);
+	assert_int_equal(out[at + 8], PAGECODEC_LZ4);
+	bad = out[at + 12] | out[at + 13] << 8;
+	memset(out + at + 16, 0xff, bad);
+	pagecodec_dec_init(d, N);
+	assert_int_equal(pagecodec_decode_to(d, out, pos, file_addr, file_of, &fc, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "record 300: lz4 payload is corrupt"));
+	assert_int_equal(n, 300);
+	assert_memory_equal(fc.mem, want, 300 * PS);
+	for (size_t i = 300 * PS; i < (size_t)N * PS; i++)
+		if (fc.mem[i])
+			fail_msg("byte %zu (page %zu) written after the corrupt record", i, i / PS);
+	pagecodec_enc_fini(&enc);
+	munmap(fc.mem, N * PS);
+	close(fc.fd);
+	free(d);
+	free(out);
+	free(want);
+}
+
 struct cbctx { uint8_t *m; int n; int fail_at; };
 
 static int check_cb(void *opaque, uint64_t gfn, int kind, const void *page, struct err *err)
@@ -468,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_accel),
 		cmocka_unit_test(test_zero_runs_memfd),
 		cmocka_unit_test(test_raw_runs_file),
+		cmocka_unit_test(test_lz4_runs_file),
 		cmocka_unit_test(test_roundtrip_cb),
 		cmocka_unit_test(test_no_lz4_and_full),
 		cmocka_unit_test(test_every_truncation),
