@@ -70,11 +70,13 @@ gap() { { hb_vals "$1" "$4" "$2"; hb_vals "$3" "$4"; } | max_gap; }
 # emit CASE VMM RUN CONVERGED TOTAL_MS DOWNTIME_MS BYTES ROUNDS GAP GAP_T CLIENT_GAP_MS CLIENT_OK FDB_OK
 # The row's "status": ok (converged), or $STATUS (default not_converged; set
 # to timeout / failed / not_run by the caller for that one row).
+# "cpu_s" is $CPU_S (set by cpu_report; consumed here).
 emit() {
     _st=ok; [ "$4" = true ] || _st=${STATUS:-not_converged}
-    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"status":"%s","total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s,"client_gap_ms":%s,"client_ok":%s,"fdb_ok":%s}\n' \
+    printf '{"bench":"migrate","case":"%s","vmm":"%s","run":%d,"converged":%s,"status":"%s","total_s":%s,"downtime_ms":%s,"bytes":%s,"rounds":%s,"gap_s":%s,"gap_t_s":%s,"client_gap_ms":%s,"client_ok":%s,"fdb_ok":%s,"cpu_s":%s}\n' \
         "$1" "$2" "$3" "$4" "$_st" "$(echo "${5:-null}" | awk '$1 == "null" { print "null"; next } { printf "%.3f", $1 / 1000 }')" \
-        "${6:-null}" "${7:-null}" "${8:-null}" "${9:-null}" "${10:-null}" "${11:-null}" "${12:-null}" "${13:-null}"
+        "${6:-null}" "${7:-null}" "${8:-null}" "${9:-null}" "${10:-null}" "${11:-null}" "${12:-null}" "${13:-null}" "${CPU_S:-null}"
+    CPU_S=""
 }
 # not_run CASE VMM FROM WHY: a row for each run FROM..RUNS that could not be
 # tried (boot failed, source gone or wedged): every run keeps its row.
@@ -84,6 +86,39 @@ not_run() {
     _r=$3; while [ "$_r" -le "$RUNS" ]; do STATUS=not_run emit "$1" "$2" "$_r" false; _r=$((_r + 1)); done
 }
 now_s() { date +%s.%3N; }
+# CPU accounting: where a move's CPU time went.
+# cpu_snap FILE PID...: a "PID - proc TICKS" line per process (utime+stime of
+# all its threads, exited ones included), a "PID TID COMM TICKS" line per live
+# thread, and "lab - busy TICKS" for the whole machine (/proc/stat).
+cpu_ticks() { sed 's/.*) //' "$1" 2>/dev/null | awk '{print $12 + $13}'; }
+cpu_snap() {
+    _f=$1; shift; : > "$_f"
+    for _p in "$@"; do
+        echo "$_p - proc $(cpu_ticks /proc/$_p/stat)" >> "$_f"
+        for _t in /proc/$_p/task/*; do
+            [ -r "$_t/stat" ] || continue
+            echo "$_p ${_t##*/} $(tr ' ' _ < "$_t/comm" 2>/dev/null) $(cpu_ticks "$_t/stat")" >> "$_f"
+        done
+    done
+    awk '/^cpu / { print "lab - busy", $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat >> "$_f"
+}
+# cpu_report WHO CASE RUN BEFORE AFTER SRC DST: sets CPU_S (CPU seconds
+# both VMM processes spent from the migrate command to the bench seeing it
+# done, guest vCPUs included) and prints each side's threads (those still
+# alive at AFTER) and the machine's busy CPU seconds.
+cpu_report() {
+    _r=$(awk -v hz="$(getconf CLK_TCK)" -v s="$6" '
+        NR == FNR { b[$1 " " $2] = $4; next }
+        { k = $1 " " $2; if (!(k in b)) b[k] = 0; v = ($4 - b[k]) / hz
+          if ($1 == "lab") { lab = v; next }
+          side = ($1 == s) ? "source" : "destination"
+          if ($2 == "-") { tot[side] = v; next }
+          if (v >= 0.01) th[side] = th[side] sprintf(" %s %.2f", $3, v) }
+        END { printf "%.2f source %.2f (threads alive at the end:%s), destination %.2f (%s), all CPUs of this machine %.2f\n",
+              tot["source"] + tot["destination"], tot["source"], th["source"], tot["destination"], substr(th["destination"], 2), lab }' "$4" "$5")
+    CPU_S=${_r%% *}
+    warn "$1 $2 run $3: cpu s: ${_r#* }"
+}
 # run_times WHO CASE RUN P0 P1 P2: where a run's wall time went (stderr):
 # destination start + client (P0..P1), the move (P1..P2), the destination's
 # heartbeats + client replies + rows (P2..now)
@@ -188,6 +223,7 @@ ours() { # CASE
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
+        cpu_snap "$T/cpu0" $cur $dp
         t0=$(now_ms); c0=$(now_s); p1=$t0
         $CTL "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
             STATUS=failed emit "$1" ours $i false; stop_pid $cur; client_stop; not_run "$1" ours $((i + 1)) "migrate command failed"; return 1; }
@@ -197,7 +233,8 @@ ours() { # CASE
             grep -Eq '"outcome":"(not converged|not_converged|failed|cancelled)' "$T/ms.json" && break
             # success: the source lingers answering migrate-status until quit
             grep -q "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null &&
-                { $CTL "$cursock" quit >/dev/null 2>&1 || true; break; }
+                { cpu_snap "$T/cpu1" $cur $dp; cpu_report ours "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
+                  $CTL "$cursock" quit >/dev/null 2>&1 || true; break; }
             if [ $(($(now_ms) - t0)) -gt $((CAP * 1000)) ]; then
                 $CTL "$cursock" migrate-cancel >/dev/null 2>&1 || true
                 sleep 1; $CTL "$cursock" migrate-status --json > "$T/ms.json" 2>/dev/null || true
@@ -274,9 +311,9 @@ qemu_mig() { # CASE best(0|1)
         warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         # one client for the whole move: set-up of both ends, migrate -d (its
         # time is t0, the client gap's window start), wait, cancel at CAP s
-        p1=$(now_ms)
+        p1=$(now_ms); cpu_snap "$T/cpu0" $cur $dp
         res=$($QMON "$curmon" migrate "$CAP" "tcp:$dip:$PORT" "$dmon" "$dcmds" "$scmds" | tail -n 1)
-        p2=$(now_ms)
+        p2=$(now_ms); cpu_snap "$T/cpu1" $cur $dp; cpu_report $who "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
         echo "$res" > "$T/qm.json"
         st=$(jfield "$T/qm.json" status); c0=$(jfield "$T/qm.json" t0)
         if [ "$st" = completed ] && wait_hb "$dlog" 2 120 $dp; then

@@ -94,6 +94,7 @@ for case in ("idle", "hot64"):
                                                    ("client_gap_ms", "ms", "TCP client gap", 1, True),
                                                    ("gap_s", "s", "guest heartbeat gap", 1, True),
                                                    ("bytes", "MiB", "bytes on the wire", 1 / 2**20, True),
+                                                   ("cpu_s", "s", "CPU time of both VMM processes", 1, True),
                                                    ("rounds", "", "rounds", 1, False)):
             o, q = mmed(ours_rs, key, conv_only), mmed(peer_rs, key, conv_only)
             if o is None and q is None:
