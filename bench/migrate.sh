@@ -352,10 +352,12 @@ qemu_best() { qemu_mig "$1" 1; }
 # dies mid-script, bench/run.sh keeps the rows of finished blocks and reruns
 # only the others, passing them over in BENCH_SKIP_PARTS ("idle/ours ...").
 for c in ${BENCH_CASES:-idle hot64}; do
-    for who in ${BENCH_ONLY:-ours qemu qemu_best}; do
-        case " ${BENCH_SKIP_PARTS:-} " in *" $c/$who "*) warn "$c/$who: measured in an earlier lab boot"; continue;; esac
-        $who "$c" || warn "$who: migrate $c failed"
-        printf '{"bench":"part","script":"migrate","part":"%s/%s"}\n' "$c" "$who"
+    # not $who: qemu_mig sets that global to the row name (qemu-best), and
+    # the part name must match BENCH_ONLY's (qemu_best)
+    for blk in ${BENCH_ONLY:-ours qemu qemu_best}; do
+        case " ${BENCH_SKIP_PARTS:-} " in *" $c/$blk "*) warn "$c/$blk: measured in an earlier lab boot"; continue;; esac
+        $blk "$c" || warn "$blk: migrate $c failed"
+        printf '{"bench":"part","script":"migrate","part":"%s/%s"}\n' "$c" "$blk"
     done
 done
 exit 0
