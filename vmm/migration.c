@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "lib/auth.h"
+#include "lib/cpuacct.h"
 #include "migrate/recv.h"
 #include "migrate/send.h"
 #include "vmm/dev_virtio.h"
@@ -88,6 +89,7 @@ struct migctx {
 	struct mig_recv_stats rst;
 	uint64_t load_us;		/* load_state duration */
 	uint64_t t_go_ns;		/* mig_recv returned (GO received) */
+	char cpu_line[160];		/* CPU spent receiving (cpuacct) */
 };
 
 static struct migctx mc = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
@@ -439,11 +441,14 @@ static void *migration_thread(void *arg)
 	struct vm *vm = arg;
 	struct err e = { { 0 } };
 	struct mig_status st;
-	char tbuf[512];
+	struct cpuacct cpu0;
+	char tbuf[512], cbuf[160];
 	int r;
 
 	pthread_setname_np(pthread_self(), "vmm-migrate");
+	cpuacct_mark(&cpu0);
 	r = mig_send(vm, &vmm_mig_ops, mc.fd, &mc.secret, &mc.params, &mc.stats, &mc.cancel, &e);
+	cpuacct_format(&cpu0, "vmm-migrate thread", cbuf, sizeof(cbuf));
 	close(mc.fd);
 	mc.fd = -1;
 	auth_secret_free(&mc.secret);
@@ -455,6 +460,8 @@ static void *migration_thread(void *arg)
 		(unsigned long long)st.state_bytes, (unsigned long long)st.pages_sent,
 		(unsigned long long)st.raw_pages, (unsigned long long)st.lz4_pages,
 		(unsigned long long)st.zero_pages, (unsigned long long)st.hole_pages);
+	/* process = vCPUs and devices too; the guest keeps running until the pause */
+	fprintf(stderr, "vmm: %s: migration %s\n", vm->cfg.name, cbuf);
 	if (r == MIG_RET_OK) {
 		/* The destination runs the guest: this copy is dead. Let the
 		 * I/O thread go (vm_destroy joins it), never run a vCPU again. */
@@ -721,6 +728,7 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 {
 	struct auth_secret secret = { 0 };
 	struct sockaddr_storage peer;
+	struct cpuacct cpu0;
 	socklen_t pl = sizeof(peer);
 	char ph[128] = "?", pp[16] = "?";
 	int lfd, fd, r, one = 1, rcvbuf;
@@ -748,8 +756,10 @@ int migration_incoming(struct vm *vm, const char *hostport, const char *secret_f
 	getnameinfo((struct sockaddr *)&peer, pl, ph, sizeof(ph), pp, sizeof(pp),
 		    NI_NUMERICHOST | NI_NUMERICSERV);
 	fprintf(stderr, "vmm: %s: incoming: connection from %s:%s\n", vm->cfg.name, ph, pp);
+	cpuacct_mark(&cpu0);
 	r = mig_recv(vm, &vmm_mig_ops, fd, &secret, 0, &mc.rst, e);
 	mc.t_go_ns = now_ns();
+	cpuacct_format(&cpu0, "receive thread (not its reader)", mc.cpu_line, sizeof(mc.cpu_line));
 	close(fd);
 	auth_secret_free(&secret);
 	return r < 0 ? -1 : 0;
@@ -766,4 +776,5 @@ void migration_incoming_done(struct vm *vm)
 		(unsigned long long)mc.rst.blackout_ms,
 		(unsigned long long)mc.rst.total_ms, mc.rst.rounds, (unsigned long long)mc.rst.bytes,
 		(unsigned long long)mc.rst.pages, mc.load_us / 1000.0, resume_us / 1000.0);
+	fprintf(stderr, "vmm: incoming: migration %s\n", mc.cpu_line);
 }
