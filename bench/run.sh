@@ -26,8 +26,9 @@ echo "bench: boot and RSS, snapshot/restore, virtio-net/-blk, live migration: ou
 # All VM scripts run in one lab boot (bench/vm.sh), holding one lab slot. The
 # lab kernel sometimes dies (soft lockup, panic): then the scripts that had
 # finished keep their rows (vm.sh prints a "phase" line after each), the rows
-# of the unfinished one are dropped, and the unfinished ones run once more in a
-# fresh lab boot. migrate.sh (the longest) keeps its finished blocks too: a
+# of the unfinished one are dropped, and the unfinished ones run again in a
+# fresh lab boot (up to BENCH_LAB_BOOTS boots, none started after
+# BENCH_RERUN_UNTIL s). migrate.sh (the longest) keeps its finished blocks too: a
 # "part" line per case and VMM, skipped in the rerun. A rerun is said, never
 # hidden.
 vm_run() { # SCRIPT...
@@ -36,7 +37,8 @@ vm_run() { # SCRIPT...
         return 0
     fi
     pending="$*"
-    for attempt in 1 2; do
+    boots=${BENCH_LAB_BOOTS:-3}
+    for attempt in $(seq 1 "$boots"); do
         # rows to a file, the rest shown live; the lab's exit status via $RAW.rc
         { rc=0; tests/lab/lab.sh run --timeout "$LAB_TIMEOUT" --env BENCH_MIG_CAP --env BENCH_BLK_MIB --env BENCH_NET_SECS \
               --env BENCH_ONLY --env BENCH_CASES --env BENCH_SKIP_PARTS -- bench/vm.sh "$RUNS" $pending || rc=$?; echo $rc > "$RAW.rc"; } |
@@ -53,8 +55,14 @@ vm_run() { # SCRIPT...
         # 124: lab timed out; 125: the lab died before the command finished
         { [ "$rc" = 124 ] || [ "$rc" = 125 ]; } && [ -n "$pending" ] || break
         export BENCH_SKIP_PARTS="$skip"
-        [ $attempt = 1 ] && echo "bench: the lab died (exit $rc); rerunning$pending once in a fresh lab boot${skip:+ (blocks already measured: $skip)}"
-        [ $attempt = 2 ] && echo "bench: the lab died again (exit $rc); no rows for$pending"
+        # Another boot only while the run can still end within ~30 minutes
+        # (a rerun of the longest script's unfinished blocks takes ~8).
+        el=$(($(date +%s) - T0))
+        if [ $attempt -ge "$boots" ] || [ $el -ge "$RERUN_UNTIL" ]; then
+            echo "bench: the lab died (exit $rc) after $el s, boot $attempt of at most $boots; no rows for$pending"
+            break
+        fi
+        echo "bench: the lab died (exit $rc) after $el s; rerunning$pending in a fresh lab boot ($((attempt + 1)) of at most $boots)${skip:+ (blocks already measured: $skip)}"
     done
     rm -f "$RAW.part" "$RAW.rc"
 }
@@ -63,6 +71,14 @@ vm_run() { # SCRIPT...
 # all, so a slow but healthy lab is not killed and rerun. Inside, no wait is
 # unbounded (a stalled run ends as a "timeout" row, see bench/README.md).
 LAB_TIMEOUT=${BENCH_LAB_TIMEOUT:-2700}
+# A lab whose kernel reported trouble (RCU stall, soft lockup) and whose
+# command then printed nothing for this long is ended and rerun: 150 s, not
+# the tests' 240, since every bench script prints at least once a run
+# (a migration run is capped at BENCH_MIG_CAP 60 s, a monitor wait at 30 s).
+export LAB_WEDGE_SECS=${LAB_WEDGE_SECS:-150}
+# Lab boots for the VM scripts (the lab kernel sometimes dies: see
+# tests/lab/README.md) and the last moment (s into the run) to start one more.
+RERUN_UNTIL=${BENCH_RERUN_UNTIL:-1320}
 vm_run ${BENCH_VM:-boot snapshot io migrate}
 T3=$(date +%s)
 BENCH_T_CODEC=$((T1 - T0)) BENCH_T_SETUP=$((T2 - T1)) BENCH_T_VM=$((T3 - T2)) BENCH_T_TOTAL=$((T3 - T0)) \
