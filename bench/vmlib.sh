@@ -11,7 +11,10 @@ QMON="python3 bench/qmon.py"
 T=$(mktemp -d /tmp/bench.XXXXXX)
 PIDS=""
 # set -e holds inside the trap too: a failed kill of an already reaped pid must not end it early
-cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+# BENCH_KEEP=DIR: copy the logs (serial consoles, VMM stderr) there first.
+cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
+    [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" && cp -r "$T"/. "$BENCH_KEEP"/ 2>/dev/null || true; }
+    rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 143' INT TERM   # through the EXIT trap; a bare handler would carry on
 

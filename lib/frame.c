@@ -79,7 +79,7 @@ int frame_send_flags(struct frame_conn *c, uint16_t type, uint16_t flags,
 	uint64_t t0, t1;
 	int r;
 
-	if (c->broken)
+	if (__atomic_load_n(&c->broken, __ATOMIC_RELAXED))
 		return err_set(err, "frame: connection is broken after an earlier error");
 	if (type == 0)
 		return err_set(err, "frame: type 0 is invalid");
@@ -105,7 +105,7 @@ int frame_send_flags(struct frame_conn *c, uint16_t type, uint16_t flags,
 		int saved = errno;	/* callers tell a timeout (ETIMEDOUT) apart */
 
 		/* A partial frame may be on the wire; the stream is unusable. */
-		c->broken = 1;
+		__atomic_store_n(&c->broken, 1, __ATOMIC_RELAXED);
 		err_prefix(err, "frame: send");
 		errno = saved;
 		return -1;
@@ -171,7 +171,7 @@ int frame_recv(struct frame_conn *c, uint16_t *type, void *buf, size_t cap,
 	struct frame_hdr h;
 	uint64_t t0;
 
-	if (c->broken)
+	if (__atomic_load_n(&c->broken, __ATOMIC_RELAXED))
 		return err_set(err, "frame: connection is broken after an earlier error");
 	if (c->eof)
 		return err_set(err, "frame: peer closed connection");
@@ -185,7 +185,7 @@ int frame_recv(struct frame_conn *c, uint16_t *type, void *buf, size_t cap,
 	t0 = frame__now();
 	if (frame__tag(&c->recv_tag, c->recv_seq, hdr, buf, h.length, want, err) < 0)
 		goto broken;
-	c->tag_ns += frame__now() - t0;
+	c->recv_tag_ns += frame__now() - t0;
 	if (CRYPTO_memcmp(tag, want, FRAME_TAG_SIZE)) {
 		err_set(err, "frame: bad tag on type %u frame %llu (corrupted or forged)",
 			h.type, (unsigned long long)c->recv_seq);
@@ -198,6 +198,6 @@ int frame_recv(struct frame_conn *c, uint16_t *type, void *buf, size_t cap,
 broken:
 	/* A clean EOF is not breakage, but the link is done either way. */
 	if (!c->eof)
-		c->broken = 1;
+		__atomic_store_n(&c->broken, 1, __ATOMIC_RELAXED);
 	return -1;
 }

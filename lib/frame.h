@@ -9,7 +9,10 @@
  * or a drop and is rejected. Keys come from auth_handshake, one per
  * direction, so a frame cannot be reflected back to its sender. Type 0 is
  * invalid. After any receive error the connection is marked broken: the
- * stream position is unknown, so every later call fails. */
+ * stream position is unknown, so every later call fails.
+ * Full duplex: one thread may send while another receives (each direction
+ * has its own sequence, tagger and time counter; `broken` is atomic), but
+ * never two senders or two receivers at once. */
 #ifndef LIB_FRAME_H
 #define LIB_FRAME_H
 
@@ -36,7 +39,8 @@ struct frame_conn {
 	int eof;		/* peer closed cleanly at a frame boundary */
 	uint64_t write_ns;	/* time spent in the socket writes of frame_send
 				 * (blocked = the peer or the link is the bottleneck) */
-	uint64_t tag_ns;	/* time spent computing tags (send and receive) */
+	uint64_t tag_ns;	/* time spent computing tags of sent frames */
+	uint64_t recv_tag_ns;	/* ... of received frames */
 };
 
 struct frame_hdr {

@@ -19,6 +19,8 @@ const char *mig_frame_name(uint16_t type)
 	case MIG_F_GO:		return "GO";
 	case MIG_F_GO_ACK:	return "GO_ACK";
 	case MIG_F_ERROR:	return "ERROR";
+	case MIG_F_SYNC:	return "SYNC";
+	case MIG_F_SYNCED:	return "SYNCED";
 	default:		return "unknown";
 	}
 }
@@ -225,6 +227,19 @@ int mig_ack_decode(const uint8_t *p, size_t len, uint64_t *pages, uint64_t *stat
 		return err_set(e, "ACK_LOADED: %zu bytes, want 16", len);
 	*pages = le_get64(p);
 	*state_len = le_get64(p + 8);
+	return 0;
+}
+
+void mig_synced_encode(uint8_t buf[8], uint64_t pages)
+{
+	le_put64(buf, pages);
+}
+
+int mig_synced_decode(const uint8_t *p, size_t len, uint64_t *pages, struct err *e)
+{
+	if (len != 8)
+		return err_set(e, "SYNCED: %zu bytes, want 8", len);
+	*pages = le_get64(p);
 	return 0;
 }
 

@@ -31,12 +31,21 @@
  *   8 GO_ACK     dst->src, empty. The destination took ownership.
  *   9 ERROR      either way. Text (<= MIG_ERROR_MAX bytes) naming why the
  *                sender of the frame gives up; the link is then closed.
+ *  10 SYNC       src->dst, empty, pre-copy only, if the destination's HELLO
+ *                accepted MIG_FEAT_SYNC. Asks to be told when every frame
+ *                before it has been applied.
+ *  11 SYNCED     dst->src. u64 pages applied so far: the answer to SYNC,
+ *                sent once the frames before SYNC are in guest memory. The
+ *                source waits for it (guest still running) right before it
+ *                pauses, so the downtime does not include the destination's
+ *                pre-copy backlog (its receive buffer and read-ahead).
  *
  * Destination (receiver) state machine, see migrate/recv.h:
  *
  *   WAIT_HELLO --HELLO ok / reply HELLO--> RECV_PAGES <--+
  *                                             |  PAGES,    |
- *                                             |  ROUND_END-+
+ *                                             |  ROUND_END,|
+ *                                             |  SYNC / reply SYNCED
  *                                             | ROUND_END(FINAL)
  *                                             v
  *                                         RECV_STATE <--STATE (in order)
@@ -74,11 +83,14 @@ enum mig_frame_type {
 	MIG_F_GO	= 7,
 	MIG_F_GO_ACK	= 8,
 	MIG_F_ERROR	= 9,
+	MIG_F_SYNC	= 10,
+	MIG_F_SYNCED	= 11,
 };
 
 /* features */
 #define MIG_FEAT_LZ4		0x1	/* LZ4 page records */
-#define MIG_FEAT_ALL		MIG_FEAT_LZ4
+#define MIG_FEAT_SYNC		0x2	/* SYNC / SYNCED */
+#define MIG_FEAT_ALL		(MIG_FEAT_LZ4 | MIG_FEAT_SYNC)
 
 #define MIG_PAGES_MAX		(1u << 20)	/* PAGES payload cap */
 #define MIG_STATE_CHUNK		(1u << 20)	/* STATE slice size */
@@ -135,6 +147,8 @@ int mig_state_hdr_decode(const uint8_t *p, size_t len, uint64_t *total, uint64_t
 int mig_ack_decode(const uint8_t *p, size_t len, uint64_t *pages, uint64_t *state_len,
 		   struct err *e);
 void mig_ack_encode(uint8_t buf[16], uint64_t pages, uint64_t state_len);
+void mig_synced_encode(uint8_t buf[8], uint64_t pages);
+int mig_synced_decode(const uint8_t *p, size_t len, uint64_t *pages, struct err *e);
 
 /* Fill a hello from the VM's regions; compat may be NULL. */
 int mig_hello_from_regions(struct mig_hello *h, const struct mig_ram *r, int n,

@@ -212,6 +212,16 @@ static int mig_rx__step(struct mig_rx *rx, uint16_t type, const uint8_t *p, size
 			return mig_rx__pages(rx, p, len, e);
 		if (type == MIG_F_ROUND_END)
 			return mig_rx__round_end(rx, p, len, e);
+		if (type == MIG_F_SYNC) {
+			/* Frames are applied in order, so everything before
+			 * this one is in guest memory now. */
+			if (len != 0)
+				return err_set(e, "SYNC with a %zu byte payload", len);
+			mig_synced_encode(reply, rx->total_pages);
+			*rtype = MIG_F_SYNCED;
+			*rlen = 8;
+			return 0;
+		}
 		break;
 	case MIG_RX_RECV_STATE:
 		if (type == MIG_F_STATE)

@@ -16,7 +16,7 @@ static int mig_rxq__precopy(uint16_t type, const uint8_t *p, size_t len)
 	struct mig_round_end re;
 	struct err e;
 
-	if (type == MIG_F_PAGES)
+	if (type == MIG_F_PAGES || type == MIG_F_SYNC)
 		return 1;
 	if (type != MIG_F_ROUND_END || mig_round_end_decode(p, len, &re, &e) < 0)
 		return 0;

@@ -66,7 +66,7 @@ const char *mig_times_format(const struct mig_times *t, char *buf, size_t cap)
 {
 	static const struct { const char *name; size_t off; } f[] = {
 #define F(x) { #x, offsetof(struct mig_times, x) }
-		F(auth), F(hello), F(dirty_start), F(sync_total), F(sync_max), F(drain), F(last_pass), F(pause),
+		F(auth), F(hello), F(dirty_start), F(sync_total), F(sync_max), F(drain), F(last_pass), F(sync), F(pause),
 		F(final_sync), F(final_send), F(save), F(state_send), F(ack_wait), F(go),
 		F(write), F(tag),
 #undef F
@@ -147,7 +147,8 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	tx->nram = n;
 	compat = malloc(MIG_COMPAT_MAX);
 	tx->batch = malloc(MIG_PAGES_MAX);
-	if (!compat || !tx->batch) {
+	tx->batch2 = malloc(MIG_PAGES_MAX);
+	if (!compat || !tx->batch || !tx->batch2) {
 		err_set(e, "out of memory");
 		goto out;
 	}
@@ -164,7 +165,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	 * capacity below the page size). Zero pages are always markers. */
 	if (tx->p.compress < 0)
 		tx->p.compress = 1;
-	if (mig_hello_from_regions(&mine, tx->ram, n, tx->p.compress ? MIG_FEAT_LZ4 : 0,
+	if (mig_hello_from_regions(&mine, tx->ram, n, MIG_FEAT_SYNC | (tx->p.compress ? MIG_FEAT_LZ4 : 0),
 				   compat, clen, e) < 0)
 		goto out;
 	for (int i = 0; i < n; i++)
@@ -203,6 +204,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	/* Features: what we offered AND what the destination accepts. */
 	if (!(mine.features & peer.features & MIG_FEAT_LZ4))
 		tx->enc.flags |= PAGECODEC_ENC_NO_LZ4;
+	tx->peer_sync = !!(peer.features & MIG_FEAT_SYNC);
 	ret = 0;
 out:
 	free(compat);
@@ -363,6 +365,17 @@ static int mig__switchover(struct mig_send_ctx *x, struct err *e)
 	tx->s.t.drain = mig__drain(tx);
 	if (mig__last_pass(x, e) < 0)
 		goto out;
+	/* Still running: wait until the destination has applied everything
+	 * sent so far. The drains only emptied our send queue; what sits in
+	 * the destination's receive buffer and read-ahead would otherwise be
+	 * decoded during the downtime. Pages dirtied meanwhile go to the
+	 * final round. Older destinations (no MIG_FEAT_SYNC): skipped. */
+	if (tx->peer_sync) {
+		t = mig_now_ns();
+		if (mig_tx_sync(tx, e) < 0)
+			goto out;
+		tx->s.t.sync = mig__us(t);
+	}
 	x->t_pause = t = mig_now_ns();
 	x->paused = 1;	/* set first: a half-done pause is undone by resume */
 	if (tx->ops->pause(tx->vm, e) < 0) {
@@ -519,7 +532,7 @@ int mig_send(void *vm, const struct mig_vm_ops *ops, int fd,
 	tx->s.phase = MIG_PHASE_DONE;
 	if (tx->have_conn) {
 		tx->s.t.write = tx->c.write_ns / 1000;
-		tx->s.t.tag = tx->c.tag_ns / 1000;
+		tx->s.t.tag = (tx->c.tag_ns + tx->c.recv_tag_ns) / 1000;
 	}
 	mig_tx_publish(tx);
 	if (ret != MIG_RET_OK)
@@ -530,6 +543,7 @@ int mig_send(void *vm, const struct mig_vm_ops *ops, int fd,
 		pagecodec_enc_fini(&tx->enc);
 	bitmap_free(&tx->dirty);
 	free(tx->batch);
+	free(tx->batch2);
 	free(x);
 	return ret;
 }

@@ -93,6 +93,8 @@ struct mig_times {
 	uint64_t last_pass;		/* still running: sync + send what the drain let
 					 * the guest dirty, + drain again */
 	uint64_t last_pass_pages;	/* pages that pass sent (a count, not us) */
+	uint64_t sync;			/* still running: SYNC -> SYNCED (the destination
+					 * applied everything sent so far) */
 	uint64_t pause;			/* pause() */
 	uint64_t final_sync, final_send;	/* final dirty_sync; last pages + ROUND_END */
 	uint64_t save, state_send;	/* save_state; STATE slices + COMMIT */

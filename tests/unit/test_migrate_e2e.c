@@ -47,11 +47,13 @@ static void test_idle_tcp_throughput(void **state)
 	assert_success(&r);
 	mig_stats_get(&r.live, &s);
 	assert_int_equal(s.round, 1);	/* round 0 + the final round */
+	/* the destination (mig_recv, MIG_FEAT_SYNC) answered SYNC before the pause */
+	assert_true(s.t.sync > 0);
 	print_message("idle 64 MiB random RAM over loopback TCP: %llu ms, %.0f MB/s, "
-		      "%llu bytes, downtime %llu ms, setup %llu ms\n",
+		      "%llu bytes, downtime %llu ms, setup %llu ms, SYNC -> SYNCED %.1f ms\n",
 		      (unsigned long long)r.ms, 64.0 * MiB / 1e6 / (r.ms / 1000.0),
 		      (unsigned long long)s.bytes_sent, (unsigned long long)s.downtime_ms,
-		      (unsigned long long)s.setup_ms);
+		      (unsigned long long)s.setup_ms, s.t.sync / 1000.0);
 	run_fini(&r);
 	fake_free(src);
 	fake_free(dst);

@@ -128,6 +128,12 @@ static void test_happy_path(void **state)
 	n += page_rec(rec + n, NPAGES - 1, 0x55);	/* last page of region 1 */
 	assert_int_equal(feed(t, MIG_F_PAGES, rec, n), 0);
 	round_end(t, 0, 0, 2, n, 1);
+	/* SYNC: answered with the pages applied so far (2), state unchanged */
+	assert_int_equal(feed(t, MIG_F_SYNC, NULL, 0), 0);
+	assert_int_equal(t->rtype, MIG_F_SYNCED);
+	assert_int_equal(t->rlen, 8);
+	assert_int_equal(le_get64(t->reply), 2);
+	assert_int_equal(t->rx.state, MIG_RX_RECV_PAGES);
 	n = page_rec(rec, 33, 0);			/* zero page */
 	assert_int_equal(feed(t, MIG_F_PAGES, rec, n), 0);
 	round_end(t, 1, MIG_RE_FINAL, 1, n, 1);
@@ -196,6 +202,18 @@ static void test_bad_hello(void **state)
 
 	t = setup_t();
 	expect_fail(t, MIG_F_ERROR, "no\nway", 6, "source gave up: no?way");
+	free_t(t);
+	/* SYNC only in pre-copy, and empty */
+	t = setup_t();
+	expect_fail(t, MIG_F_SYNC, NULL, 0, "waiting for HELLO: unexpected SYNC frame");
+	free_t(t);
+	t = setup_t();
+	do_hello(t);
+	expect_fail(t, MIG_F_SYNC, b, 8, "receiving pages (round 0): SYNC with a 8 byte payload");
+	free_t(t);
+	t = setup_t();
+	do_hello(t);
+	expect_fail(t, MIG_F_SYNCED, b, 8, "unexpected SYNCED frame (type 11)");
 	free_t(t);
 }
 
