@@ -147,8 +147,7 @@ static int mig__setup(struct mig_send_ctx *x, int fd, const struct auth_secret *
 	tx->nram = n;
 	compat = malloc(MIG_COMPAT_MAX);
 	tx->batch = malloc(MIG_PAGES_MAX);
-	tx->batch2 = malloc(MIG_PAGES_MAX);
-	if (!compat || !tx->batch || !tx->batch2) {
+	if (!compat || !tx->batch) {
 		err_set(e, "out of memory");
 		goto out;
 	}
@@ -543,7 +542,6 @@ int mig_send(void *vm, const struct mig_vm_ops *ops, int fd,
 		pagecodec_enc_fini(&tx->enc);
 	bitmap_free(&tx->dirty);
 	free(tx->batch);
-	free(tx->batch2);
 	free(x);
 	return ret;
 }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,8 +31,7 @@ void mig_tx_publish(struct mig_tx *tx)
 int mig_tx_check_cancel(struct mig_tx *tx, struct err *e)
 {
 	if (tx->cancel && __atomic_load_n(tx->cancel, __ATOMIC_RELAXED)) {
-		/* also set by the sender thread of a pipelined pass */
-		__atomic_store_n(&tx->cancelled, 1, __ATOMIC_RELAXED);
+		tx->cancelled = 1;
 		return err_set(e, "cancelled");
 	}
 	return 0;
@@ -121,144 +119,16 @@ static int mig_tx__send(struct mig_tx *tx, uint16_t type, const void *buf, size_
 		return -1;
 	if (frame_send(&tx->c, type, buf, (uint32_t)len, e) < 0)
 		return mig_tx__send_failed(tx, errno, e);
-	return 0;
-}
-
-/* mig_tx__send plus the byte count: every send outside a pipelined pass. */
-static int mig_tx__send_counted(struct mig_tx *tx, uint16_t type, const void *buf, size_t len,
-				struct err *e)
-{
-	if (mig_tx__send(tx, type, buf, len, e) < 0)
-		return -1;
 	tx->s.bytes_sent += len;
 	return 0;
 }
 
-/* The sender thread of one pipelined mig_tx_send_dirty pass.
- *
- * OWNERSHIP: from mig_tx__pipe_start to mig_tx__pipe_stop the sender thread
- * alone uses the connection (tx->c, tx->rbuf: frame_send, the peer check),
- * the token bucket and tx->p; the encoding thread alone uses everything
- * else, tx->s included (it counts a batch's bytes when it hands the batch
- * over). A batch is owned by the encoder until handed over (pipe.busy = 1)
- * and by the sender until it clears busy, so the encoder fills the other
- * buffer meanwhile. Frames leave in hand-over order: one sender, one slot. */
-struct mig_tx_pipe {
-	struct mig_tx *tx;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	const uint8_t *buf;		/* the batch being sent, valid while busy */
-	size_t len;
-	int busy, stop, failed;
-	struct err err;			/* the sender's error, valid if failed */
-};
-
-static void *mig_tx__sender(void *arg)
-{
-	struct mig_tx_pipe *pp = arg;
-	struct mig_tx *tx = pp->tx;
-
-	pthread_setname_np(pthread_self(), "vmm-mig-send");
-	pthread_mutex_lock(&pp->mu);
-	for (;;) {
-		struct err e;
-		int r;
-
-		while (!pp->busy && !pp->stop)
-			pthread_cond_wait(&pp->cv, &pp->mu);
-		if (!pp->busy)
-			break;
-		pthread_mutex_unlock(&pp->mu);
-		r = mig_tx__send(tx, MIG_F_PAGES, pp->buf, pp->len, &e);
-		if (r == 0)
-			r = mig_tx__peer_check(tx, &e);
-		pthread_mutex_lock(&pp->mu);
-		pp->busy = 0;
-		if (r < 0) {
-			pp->failed = 1;
-			pp->err = e;
-		}
-		pthread_cond_broadcast(&pp->cv);
-		if (r < 0)
-			break;
-	}
-	pthread_mutex_unlock(&pp->mu);
-	return NULL;
-}
-
-static int mig_tx__pipe_start(struct mig_tx *tx, struct mig_tx_pipe *pp)
-{
-	memset(pp, 0, sizeof(*pp));
-	pp->tx = tx;
-	pthread_mutex_init(&pp->mu, NULL);
-	pthread_cond_init(&pp->cv, NULL);
-	if (pthread_create(&pp->thread, NULL, mig_tx__sender, pp) != 0) {
-		pthread_mutex_destroy(&pp->mu);
-		pthread_cond_destroy(&pp->cv);
-		return -1;	/* the caller sends synchronously */
-	}
-	return 0;
-}
-
-/* Wait until the sender is idle: 0, or -1 with its error. */
-static int mig_tx__pipe_wait(struct mig_tx_pipe *pp, struct err *e)
-{
-	int failed;
-
-	pthread_mutex_lock(&pp->mu);
-	while (pp->busy && !pp->failed)
-		pthread_cond_wait(&pp->cv, &pp->mu);
-	failed = pp->failed;
-	if (failed)
-		*e = pp->err;
-	pthread_mutex_unlock(&pp->mu);
-	return failed ? -1 : 0;
-}
-
-/* Let the sender finish the batch it has, then join it. Returns the
- * sender's error if it failed (then e is overwritten), else 0. */
-static int mig_tx__pipe_stop(struct mig_tx_pipe *pp, struct err *e)
-{
-	int r;
-
-	pthread_mutex_lock(&pp->mu);
-	pp->stop = 1;
-	pthread_cond_broadcast(&pp->cv);
-	pthread_mutex_unlock(&pp->mu);
-	pthread_join(pp->thread, NULL);
-	r = pp->failed ? -1 : 0;
-	if (r < 0)
-		*e = pp->err;
-	pthread_mutex_destroy(&pp->mu);
-	pthread_cond_destroy(&pp->cv);
-	return r;
-}
-
-/* Send the batch being built: hand it to the sender thread (pp) and take
- * the other buffer, or send it here (pp NULL). */
-static int mig_tx__flush(struct mig_tx *tx, struct mig_tx_pipe *pp, struct err *e)
+static int mig_tx__flush(struct mig_tx *tx, struct err *e)
 {
 	if (tx->blen == 0)
 		return 0;
-	if (pp) {
-		uint8_t *t;
-
-		if (mig_tx__pipe_wait(pp, e) < 0)
-			return -1;
-		pthread_mutex_lock(&pp->mu);
-		pp->buf = tx->batch;
-		pp->len = tx->blen;
-		pp->busy = 1;
-		pthread_cond_broadcast(&pp->cv);
-		pthread_mutex_unlock(&pp->mu);
-		t = tx->batch;
-		tx->batch = tx->batch2;
-		tx->batch2 = t;
-		tx->s.bytes_sent += tx->blen;	/* handed to the link */
-	} else if (mig_tx__send_counted(tx, MIG_F_PAGES, tx->batch, tx->blen, e) < 0) {
+	if (mig_tx__send(tx, MIG_F_PAGES, tx->batch, tx->blen, e) < 0)
 		return -1;
-	}
 	tx->round_bytes += tx->blen;
 	tx->blen = 0;
 	tx->bpages = 0;
@@ -266,7 +136,7 @@ static int mig_tx__flush(struct mig_tx *tx, struct mig_tx_pipe *pp, struct err *
 	mig_tx_publish(tx);
 	if (mig_tx_check_cancel(tx, e) < 0)
 		return -1;
-	return pp ? 0 : mig_tx__peer_check(tx, e);	/* pp: the sender checks */
+	return mig_tx__peer_check(tx, e);
 }
 
 /* 1 if byte offset off of region k lies in a hole of its memfd (the page
@@ -310,11 +180,12 @@ static int mig_tx__hole(struct mig_tx *tx, int k, uint64_t off)
 	return h->is_hole;
 }
 
-static int mig_tx__encode_all(struct mig_tx *tx, struct mig_tx_pipe *pp, struct err *e)
+int mig_tx_send_dirty(struct mig_tx *tx, struct err *e)
 {
 	uint64_t i;
 	int k = 0;
 
+	tx->round_left = bitmap_count(&tx->dirty);
 	tx->hole.region = -1;	/* extents may have changed since the last pass */
 	for (i = bitmap_next_set(&tx->dirty, 0); i < tx->npages;
 	     i = bitmap_next_set(&tx->dirty, i + 1)) {
@@ -334,7 +205,7 @@ static int mig_tx__encode_all(struct mig_tx *tx, struct mig_tx_pipe *pp, struct 
 		 * MIG_TX_BATCH_PAGES pages keeps progress (bytes_sent,
 		 * remaining), cancel and peer checks flowing (each flush). */
 		if ((tx->blen + PAGECODEC_MAX_RECORD > MIG_PAGES_MAX ||
-		     tx->bpages >= MIG_TX_BATCH_PAGES) && mig_tx__flush(tx, pp, e) < 0)
+		     tx->bpages >= MIG_TX_BATCH_PAGES) && mig_tx__flush(tx, e) < 0)
 			return -1;
 		before = tx->blen;
 		if (mig_tx__hole(tx, k, (i - tx->first_page[k]) * PAGECODEC_PAGE_SIZE)) {
@@ -361,32 +232,7 @@ static int mig_tx__encode_all(struct mig_tx *tx, struct mig_tx_pipe *pp, struct 
 			tx->s.raw_pages++;
 		}
 	}
-	return mig_tx__flush(tx, pp, e);
-}
-
-int mig_tx_send_dirty(struct mig_tx *tx, struct err *e)
-{
-	struct mig_tx_pipe pipe, *pp = NULL;
-	int r;
-
-	tx->round_left = bitmap_count(&tx->dirty);
-	/* Small passes (the final round, Remus epochs) stay in this thread:
-	 * nothing to overlap, and no thread start in the downtime. */
-	if (tx->round_left >= MIG_TX_PIPE_MIN_PAGES && tx->batch2 &&
-	    mig_tx__pipe_start(tx, &pipe) == 0)
-		pp = &pipe;
-	r = mig_tx__encode_all(tx, pp, e);
-	if (pp) {
-		struct err se;
-
-		/* the sender's error if only it failed; ours stands otherwise
-		 * (when it came from the sender, the two are the same) */
-		if (mig_tx__pipe_stop(pp, &se) < 0 && r == 0) {
-			*e = se;
-			r = -1;
-		}
-	}
-	return r;
+	return mig_tx__flush(tx, e);
 }
 
 int mig_tx_round_end(struct mig_tx *tx, uint32_t flags, struct err *e)
@@ -403,7 +249,7 @@ int mig_tx_round_end(struct mig_tx *tx, uint32_t flags, struct err *e)
 	uint8_t buf[64];
 	int n = mig_round_end_encode(&re, buf, sizeof(buf));
 
-	if (mig_tx__send_counted(tx, MIG_F_ROUND_END, buf, n, e) < 0)
+	if (mig_tx__send(tx, MIG_F_ROUND_END, buf, n, e) < 0)
 		return err_prefix(e, "ROUND_END");
 	tx->round_pages = tx->round_bytes = 0;
 	return 0;
@@ -414,7 +260,7 @@ int mig_tx_sync(struct mig_tx *tx, struct err *e)
 	uint64_t pages;
 	size_t len;
 
-	if (mig_tx__send_counted(tx, MIG_F_SYNC, NULL, 0, e) < 0)
+	if (mig_tx__send(tx, MIG_F_SYNC, NULL, 0, e) < 0)
 		return err_prefix(e, "SYNC");
 	if (mig_tx_wait(tx, MIG_F_SYNCED, "applying pre-copy (SYNCED)", 1, &len, e) < 0 ||
 	    mig_synced_decode(tx->rbuf, len, &pages, e) < 0)
@@ -446,14 +292,14 @@ int mig_tx_send_state(struct mig_tx *tx, const uint8_t *buf, size_t len, struct 
 
 		mig_state_hdr_encode(tx->batch, len, off);
 		memcpy(tx->batch + MIG_STATE_HDR, buf + off, take);
-		if (mig_tx__send_counted(tx, MIG_F_STATE, tx->batch, MIG_STATE_HDR + take, e) < 0)
+		if (mig_tx__send(tx, MIG_F_STATE, tx->batch, MIG_STATE_HDR + take, e) < 0)
 			return err_prefix(e, "STATE");
 		off += take;
 		if (mig_tx_check_cancel(tx, e) < 0)
 			return -1;
 	}
 	n = mig_commit_encode(&c, cbuf, sizeof(cbuf));
-	if (mig_tx__send_counted(tx, MIG_F_COMMIT, cbuf, n, e) < 0)
+	if (mig_tx__send(tx, MIG_F_COMMIT, cbuf, n, e) < 0)
 		return err_prefix(e, "COMMIT");
 	return 0;
 }

@@ -13,8 +13,6 @@
 
 #define MIG_TX_RBUF	4096	/* destination frames are small */
 #define MIG_TX_BATCH_PAGES 4096	/* pages per PAGES frame at most (16 MiB of RAM) */
-/* A pass of at least this many pages gets a sender thread (mig_tx_send_dirty) */
-#define MIG_TX_PIPE_MIN_PAGES 1024
 
 /* One memfd extent known to be a hole or data (see mig_tx__hole). */
 struct mig_hole_cache {
@@ -42,7 +40,6 @@ struct mig_tx {
 	struct pagecodec_enc enc;
 	int have_enc;
 	uint8_t *batch;			/* PAGES payload being built */
-	uint8_t *batch2;		/* the other buffer (mig_tx_send_dirty's sender) */
 	size_t blen;
 	uint32_t bpages;		/* page records in batch */
 	struct mig_hole_cache hole;
@@ -64,10 +61,7 @@ uint64_t mig_now_ns(void);
 
 /* Send every page set in tx->dirty (clearing the bits), in PAGES frames
  * <= MIG_PAGES_MAX, then nothing else. Checks cancel and the peer between
- * batches. A pass of MIG_TX_PIPE_MIN_PAGES or more encodes batch N+1 while
- * a sender thread tags and writes batch N; every frame has been written
- * (or the pass failed) when it returns, so callers see a synchronous
- * sender either way. */
+ * batches. */
 int mig_tx_send_dirty(struct mig_tx *tx, struct err *e);
 /* Send SYNC and wait (cancellable, io_timeout_ms) for SYNCED: every page
  * sent so far is applied on the destination. Checks its page count. */
