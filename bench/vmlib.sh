@@ -13,7 +13,10 @@ PIDS=""
 # set -e holds inside the trap too: a failed kill of an already reaped pid must not end it early
 # BENCH_KEEP=DIR: copy the logs (serial consoles, VMM stderr) there first.
 cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-    [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" && cp -r "$T"/. "$BENCH_KEEP"/ 2>/dev/null || true; }
+    # regular files only: a socket copied onto the lab's 9p share makes
+    # QEMU's 9p server drop the client (and the lab with it)
+    [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" &&
+        find "$T" -maxdepth 1 -type f -exec cp {} "$BENCH_KEEP"/ \; 2>/dev/null || true; }
     rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 143' INT TERM   # through the EXIT trap; a bare handler would carry on
