@@ -100,7 +100,7 @@ measure() {
     who=$1 log=$2 pid=$3 n=0 m0=$(now_ms)
     until [ -f "$log" ] && tr -d '\r' < "$log" | grep -Eq '^BLKPERF (DONE|FAIL)'; do
         kill -0 "$pid" 2>/dev/null || { warn "io: $who died"; tail -n 5 "$log" "$log.err" >&2; return 1; }
-        [ $n -lt 6000 ] || { warn "io: $who: no BLKPERF DONE after 600 s"; return 1; }
+        [ $n -lt 2400 ] || { warn "io: $who: no BLKPERF DONE after 240 s"; return 1; }
         sleep 0.1; n=$((n + 1))
     done
     tr -d '\r' < "$log" | sed -n 's/^BLKPERF run=\([0-9]*\) op=\([a-z]*\) mib=\([0-9]*\) s=[0-9.]* mbps=\([0-9.]*\)$/\1 \2 \3 \4/p' |

@@ -123,11 +123,17 @@ cpu_report() {
 # destination start + client (P0..P1), the move (P1..P2), the destination's
 # heartbeats + client replies + rows (P2..now)
 run_times() { warn "$1 $2 run $3: wall s: destination start $(secs $5 $4), move $(secs $6 $5), after $(secs "$(now_ms)" $6)"; }
-# wait_line FILE REGEX TIMEOUT_S
+# wait_line FILE REGEX TIMEOUT_S [PID]: gives up at once if PID (the VMM
+# writing FILE) is gone; on failure says what the guest and the VMM printed last.
 wait_line() {
     _t=0
     until tr -d '\r' < "$1" 2>/dev/null | grep -Eq "$2"; do
-        [ $_t -ge $(($3 * 20)) ] && { warn "$1: no /$2/ after $3 s"; return 1; }
+        if [ $_t -ge $(($3 * 20)) ] || { [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; }; then
+            warn "$1: no /$2/ after $((_t / 20)) s$([ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null && echo " (its VMM exited)")"
+            warn "  guest's last lines: $(tr -d '\r' < "$1" 2>/dev/null | tail -n 3 | tr '\n' '|')"
+            warn "  VMM's last lines: $(tail -n 3 "$1.err" 2>/dev/null | tr '\n' '|')"
+            return 1
+        fi
         sleep 0.05; _t=$((_t + 1))
     done
 }
@@ -187,7 +193,7 @@ fdb_check() {
 # and heartbeats, then start the client.
 net_up() {
     plug_tap "$3" "$2"
-    wait_line "$1" "ECHOSRV LISTEN" 600 && wait_hb "$1" 3 600 "$4" || return 1
+    wait_line "$1" "ECHOSRV LISTEN" 240 "$4" && wait_hb "$1" 3 240 "$4" || return 1
     client_start || true
 }
 # jfield FILE KEY: KEY's value in FILE's one flat JSON object (strings unquoted,

@@ -76,6 +76,9 @@ LAB_TIMEOUT=${BENCH_LAB_TIMEOUT:-2700}
 # the tests' 240, since every bench script prints at least once a run
 # (a migration run is capped at BENCH_MIG_CAP 60 s, a monitor wait at 30 s).
 export LAB_WEDGE_SECS=${LAB_WEDGE_SECS:-150}
+# ... and one whose command printed nothing at all for 300 s, console quiet or
+# not: no bench wait is longer than 240 s (guest boot, heartbeats, blkperf).
+export LAB_SILENCE_SECS=${LAB_SILENCE_SECS:-300}
 # Lab boots for the VM scripts (the lab kernel sometimes dies: see
 # tests/lab/README.md) and the last moment (s into the run) to start one more.
 RERUN_UNTIL=${BENCH_RERUN_UNTIL:-1320}

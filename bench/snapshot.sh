@@ -23,7 +23,7 @@ emit() { printf '{"bench":"snapshot","vmm":"%s","run":%d,"save_s":%s,"restore_s"
 
 ours() {
     ours_start "$T/o.log" "$T/o.sock" "$CMD"; src=$OPID
-    wait_hb "$T/o.log" 3 600 "$src" || { stop_pid $src; return 1; }
+    wait_hb "$T/o.log" 3 240 "$src" || { stop_pid $src; return 1; }
     i=1
     while [ $i -le "$RUNS" ]; do
         d=$T/osnap$i
@@ -46,7 +46,7 @@ ours() {
 
 qemu() {
     qemu_start "$T/q.log" "$T/q.mon" "$CMD"; src=$QPID
-    wait_hb "$T/q.log" 3 600 "$src" || { stop_pid $src; return 1; }
+    wait_hb "$T/q.log" 3 240 "$src" || { stop_pid $src; return 1; }
     $QMON "$T/q.mon" cmd "migrate_set_parameter max-bandwidth 10G" "migrate_set_parameter downtime-limit 300"
     i=1
     while [ $i -le "$RUNS" ]; do

@@ -9,7 +9,8 @@
 #       here as it runs; its exit status becomes ours. A lab that hangs is killed
 #       at the timeout and reported (exit 124) with the last console lines.
 #       A wedged lab (kernel trouble on its console and no new output from the
-#       command for LAB_WEDGE_SECS, default 240) is ended early, exit 125.
+#       command for LAB_WEDGE_SECS, default 240; or no new output at all for
+#       LAB_SILENCE_SECS, default off) is ended early, exit 125.
 #       LAB_CONSOLE=FILE: copy the lab kernel's console log there at the end.
 #       LAB_APPEND="OPTS": more lab kernel command-line options (experiments:
 #       e.g. debug_pagealloc=on). Tried 2026-12-04: thread=single TCG hangs a
@@ -141,6 +142,11 @@ cpu_share() {
 # ended then as a dead lab (exit 125), not left to run into the timeout
 # (up to 20 minutes that the caller's rerun of the test needs more).
 WEDGE=${LAB_WEDGE_SECS:-240}
+# LAB_SILENCE_SECS (default 0, off): also end the lab, the same way, when the
+# output has not grown for that long even though the console reported
+# nothing (seen: a bench lab whose QEMU spun at 80% CPU with a silent
+# console for 11 minutes). Only for callers that print at least that often.
+SILENCE=${LAB_SILENCE_SECS:-0}
 TROUBLE="soft lockup|hard LOCKUP|rcu_.*detected stalls|blocked for more than|BUG:|Oops"
 trouble=""; last_size=""; last_growth=$start; last_check=0
 # Kill the lab (wedged or timed out), then the output streamer once it has
@@ -160,6 +166,13 @@ while kill -0 "$QPID" 2>/dev/null; do
         sz=$(out_size)
         [ "$sz" != "$last_size" ] && { last_size=$sz; last_growth=$now; }
         [ -z "$trouble" ] && grep -qE "$TROUBLE" "$OUT/console" 2>/dev/null && trouble=1
+        if [ "$SILENCE" -gt 0 ] && [ $((now - last_growth)) -ge "$SILENCE" ]; then
+            stop_lab
+            echo "lab: wedged: the command wrote nothing for ${SILENCE}s (LAB_SILENCE_SECS); ended after $((now - start))s" >&2
+            grep -E "$TROUBLE|RIP: 0010|Comm:" "$OUT/console" | head -n 12 >&2 || true
+            cpu_share
+            exit 125
+        fi
         if [ -n "$trouble" ] && [ $((now - last_growth)) -ge "$WEDGE" ]; then
             stop_lab
             echo "lab: wedged: the lab kernel reported trouble and the command wrote nothing for ${WEDGE}s; ended after $((now - start))s" >&2
