@@ -194,6 +194,22 @@ static int file_of(void *opaque, uint64_t gfn, off_t *off)
 	return ((struct filectx *)opaque)->fd;
 }
 
+/* npages of a fresh memfd, mapped shared with prot */
+static void filectx_open(struct filectx *fc, size_t npages, int prot)
+{
+	fc->fd = memfd_create("pc", MFD_CLOEXEC);
+	assert_true(fc->fd >= 0);
+	assert_int_equal(ftruncate(fc->fd, npages * PS), 0);
+	fc->mem = mmap(NULL, npages * PS, prot, MAP_SHARED, fc->fd, 0);
+	assert_true(fc->mem != MAP_FAILED);
+}
+
+static void filectx_close(struct filectx *fc, size_t npages)
+{
+	munmap(fc->mem, npages * PS);
+	close(fc->fd);
+}
+
 /* RAW runs go through pwritev (more than one call's worth, out-of-order
  * pages, interleaved with zero runs and LZ4): same result as memcpy. */
 static void test_raw_runs_file(void **state)
@@ -208,11 +224,7 @@ static void test_raw_runs_file(void **state)
 	uint64_t n;
 
 	(void)state;
-	fc.fd = memfd_create("pc", MFD_CLOEXEC);
-	assert_true(fc.fd >= 0);
-	assert_int_equal(ftruncate(fc.fd, N * PS), 0);
-	fc.mem = mmap(NULL, N * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fc.fd, 0);
-	assert_true(fc.mem != MAP_FAILED);
+	filectx_open(&fc, N, PROT_READ | PROT_WRITE);
 	memset(fc.mem, 0xcc, N * PS);
 	assert_int_equal(pagecodec_enc_init(&enc, 0, &err), 0);
 	for (uint64_t g = 0; g < N; g++) {	/* 0..599 forward, 699..600 backward */
@@ -250,8 +262,7 @@ static void test_raw_runs_file(void **state)
 		free(o);
 	}
 	pagecodec_enc_fini(&enc);
-	munmap(fc.mem, N * PS);
-	close(fc.fd);
+	filectx_close(&fc, N);
 	free(d);
 	free(out);
 	free(want);
@@ -274,11 +285,7 @@ static void test_lz4_runs_file(void **state)
 	uint64_t n;
 
 	(void)state;
-	fc.fd = memfd_create("pc", MFD_CLOEXEC);
-	assert_true(fc.fd >= 0);
-	assert_int_equal(ftruncate(fc.fd, N * PS), 0);
-	fc.mem = mmap(NULL, N * PS, PROT_READ, MAP_SHARED, fc.fd, 0);
-	assert_true(fc.mem != MAP_FAILED);
+	filectx_open(&fc, N, PROT_READ);
 	assert_int_equal(pagecodec_enc_init(&enc, 0, &err), 0);
 	for (uint64_t gfn = 0; gfn < N; gfn++) {
 		uint32_t x = (uint32_t)gfn * 2654435761u + 1;
@@ -321,8 +328,7 @@ static void test_lz4_runs_file(void **state)
 		if (fc.mem[i])
 			fail_msg("byte %zu (page %zu) written after the corrupt record", i, i / PS);
 	pagecodec_enc_fini(&enc);
-	munmap(fc.mem, N * PS);
-	close(fc.fd);
+	filectx_close(&fc, N);
 	free(d);
 	free(out);
 	free(want);
