@@ -12,6 +12,8 @@
 #       command for LAB_WEDGE_SECS, default 240; or no new output at all for
 #       LAB_SILENCE_SECS, default off) is ended early, exit 125.
 #       LAB_CONSOLE=FILE: copy the lab kernel's console log there at the end.
+#       LAB_NPT=1: L1 KVM uses the emulated nested paging (default: npt=0,
+#       shadow paging; see below).
 #       LAB_APPEND="OPTS": more lab kernel command-line options (experiments:
 #       e.g. debug_pagealloc=on). Tried 2026-12-04: thread=single TCG hangs a
 #       Linux guest's boot in the lab; tsc=reliable boots (no gain measured).
@@ -115,9 +117,17 @@ while :; do
     waited=1; sleep 1
 done
 
+# L1 KVM uses shadow paging (kvm-amd npt=0) unless LAB_NPT=1. With QEMU 7.2's
+# emulated nested paging the lab kernel died every few minutes under load
+# ("corrupted stack end detected inside scheduler" in a vCPU thread, RCU
+# stalls, soft lockups; an L2 guest's "Fatal exception in interrupt"): three
+# deaths in one 20-minute make bench on 2026-12-05. With npt=0 the same make
+# bench ran 799 s without one, and guests boot as fast. QEMU still offers
+# NPT (the verified recipe); only L1 KVM's choice differs.
+NPT_OPT="lab_kvm_amd=npt=0"; [ "${LAB_NPT:-0}" = 1 ] && NPT_OPT=""
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
-    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet loglevel=5 panic=-1 ${LAB_APPEND:-}" \
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "console=ttyS0 quiet loglevel=5 panic=-1 $NPT_OPT ${LAB_APPEND:-}" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap $WORKSHARE \
     </dev/null >"$OUT/qemu.log" 2>&1 &
