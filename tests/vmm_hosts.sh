@@ -52,9 +52,15 @@ hb_count() { _n=$(count_lines "$1" '^HEARTBEAT gen=|HEARTBEAT n='); echo "${_n:-
 # while printing; the rest goes to the destination's log): that partial line
 # is left out, else its value (cut short, and without a newline, so glued to
 # the next file's first value: "139140") breaks the "increasing" checks.
+# The log of a running guest grows while we read it, so one copy is both
+# checked and parsed: checking the file and then reading it again let a
+# half-written line through ("restore 3: ... not increasing", 2026-12-05).
 hb_field() {
-    if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi |
+    _hf=$(mktemp "${TMP:-/tmp}/hb.XXXXXX")
+    cat "$1" > "$_hf" 2>/dev/null || true
+    if [ -n "$(tail -c 1 "$_hf")" ]; then sed '$d' "$_hf"; else cat "$_hf"; fi |
         tr -d '\r' | sed -n "s/.*HEARTBEAT .*\b$2=\([0-9.]*\).*/\1/p"
+    rm -f "$_hf"
 }
 # wait_hb FILE N TIMEOUT: wait until FILE has at least N heartbeats.
 wait_hb() {
