@@ -1,13 +1,14 @@
 #!/bin/sh
 # test: live migration of the freestanding guest (verify+write passes forever,
 # heartbeats) between two "hosts" (network namespaces joined by a veth pair):
-#  1. h1 -> h2: the guest continues on the destination (heartbeat generations
+#  1. h1 -> h2 (migrate-wait exits 0, outcome succeeded): the guest continues on the destination (heartbeat generations
 #     keep increasing past the source's last one, no VERIFY FAIL), the source
 #     exits 0 with its summary line, the destination prints "migration complete";
 #  2. kill -9 of the destination mid-migration (bandwidth capped so it takes
 #     seconds): the source reports the error and keeps running (status running,
 #     heartbeats continue);
-#  3. migrate-cancel mid-migration (pause refused meanwhile): outcome
+#  3. migrate-cancel mid-migration (pause refused meanwhile; migrate-wait
+#     ends, exit 1, once it is cancelled): outcome
 #     cancelled, the destination exits non-zero, the source keeps running;
 #  4. wrong secret: a clear auth error on both sides, the source keeps running.
 # needs: kvm
@@ -43,6 +44,10 @@ start_src 1
 start_dst 1
 ctl "$TMP/dst1.sock" status | grep -q "state: *incoming" || die "destination status is not incoming"
 ctl "$TMP/src1.sock" migrate --to $IP2:$PORT || die "migrate command failed"
+# migrate-wait returns once the outcome is set (the source lingers up to 5 s)
+ctl "$TMP/src1.sock" migrate-wait --timeout 110 > "$TMP/mw1.txt" 2>&1 ||
+    { cat "$TMP/mw1.txt"; die "migrate-wait: exit $? for a migration that should succeed"; }
+grep -q "outcome: *succeeded" "$TMP/mw1.txt" || { cat "$TMP/mw1.txt"; die "migrate-wait printed no success"; }
 wait_exit $SRC 120
 cat "$TMP/src1.err"; cat "$TMP/dst1.err"
 [ $rc -eq 0 ] || die "source exited $rc after a migration, want 0"
@@ -99,8 +104,9 @@ until ctl "$TMP/src2.sock" migrate-status 2>/dev/null | grep -Eq "phase: *precop
 done
 ctl "$TMP/src2.sock" pause > "$TMP/p.txt" 2>&1 && die "pause accepted during a migration"
 ctl "$TMP/src2.sock" migrate-cancel || die "migrate-cancel failed"
-wait_outcome "$TMP/src2.sock" "cancelled" 60
+ctl "$TMP/src2.sock" migrate-wait --timeout 60 > "$TMP/ms.txt" 2>&1 && die "migrate-wait exited 0 for a cancelled migration"
 cat "$TMP/ms.txt"
+grep -q "outcome: *cancelled" "$TMP/ms.txt" || die "migrate-wait: outcome is not cancelled"
 wait_exit $DST 60
 [ $rc -ne 0 ] || die "destination exited 0 after a cancelled migration"
 tail -n 1 "$TMP/dst4.err"

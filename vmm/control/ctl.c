@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/control/client.h"
@@ -15,8 +16,11 @@ static const char usage_text[] =
 	"  pause | resume | quit\n"
 	"  snapshot DIR                    write a snapshot into DIR\n"
 	"  migrate --to HOST:PORT [--downtime MS] [--bandwidth MBPS] [--secret-file F]\n"
-	"                                  start a live migration (poll migrate-status)\n"
+	"                                  start a live migration (then migrate-wait)\n"
 	"  migrate-status | migrate-cancel\n"
+	"  migrate-wait [--timeout SEC]    poll migrate-status (every 100 ms, in this one\n"
+	"                                  process) until the migration ends; print it;\n"
+	"                                  exit 0 if it succeeded\n"
 	"  version                         API versions the vmm speaks\n"
 	"exit status: 0 ok, 1 command failed, 2 usage error\n";
 
@@ -150,8 +154,8 @@ static void print_migration(const Vmm__MigrationStats *m, int json)
 
 struct ctl_args {
 	const char *sock, *cmd, *dir, *to, *secret;
-	uint32_t downtime, bandwidth;
-	int json, migrate_opts;
+	uint32_t downtime, bandwidth, timeout_s;
+	int json, migrate_opts, has_timeout;
 };
 
 /* Returns 0, or the usage exit status. */
@@ -183,7 +187,8 @@ static int parse(int argc, char **argv, struct ctl_args *a)
 		eq = strchr(s, '=');
 		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - s) : (int)strlen(s), s);
 		if (strcmp(name, "--to") && strcmp(name, "--downtime") &&
-		    strcmp(name, "--bandwidth") && strcmp(name, "--secret-file"))
+		    strcmp(name, "--bandwidth") && strcmp(name, "--secret-file") &&
+		    strcmp(name, "--timeout"))
 			return usage("unknown option %s", s);
 		if (eq)
 			val = eq + 1;
@@ -191,6 +196,12 @@ static int parse(int argc, char **argv, struct ctl_args *a)
 			val = argv[++i];
 		else
 			return usage("option %s needs a value", s);
+		if (!strcmp(name, "--timeout")) {
+			if (parse_u32(val, &a->timeout_s) < 0)
+				return usage("%s needs a non-negative integer", name);
+			a->has_timeout = 1;
+			continue;
+		}
 		a->migrate_opts = 1;
 		if (!strcmp(name, "--to"))
 			a->to = val;
@@ -222,7 +233,76 @@ static int parse(int argc, char **argv, struct ctl_args *a)
 		return usage("--to, --downtime, --bandwidth and --secret-file are for migrate, "
 			     "not %s", a->cmd);
 	}
+	if (a->has_timeout && strcmp(a->cmd, "migrate-wait"))
+		return usage("--timeout is for migrate-wait, not %s", a->cmd);
 	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* migrate-wait: one process polls migrate-status every 100 ms until the
+ * outcome is set, instead of a script starting `vmm ctl` (and friends) a
+ * few times a second, which on a busy host takes CPU from the migration
+ * itself. Exit 0 only for a migration that succeeded. */
+static int migrate_wait(const struct ctl_args *a)
+{
+	Vmm__Request req = VMM__REQUEST__INIT;
+	Vmm__MigrateStatus ms = VMM__MIGRATE_STATUS__INIT;
+	uint64_t t0 = mono_ms();
+	struct err err;
+
+	req.cmd_case = VMM__REQUEST__CMD_MIGRATE_STATUS;
+	req.migrate_status = &ms;
+	for (;;) {
+		Vmm__Response *resp = NULL;
+		const struct timespec pause = { 0, 100 * 1000000L };
+		int fd = control_connect(a->sock, &err), rc;
+
+		if (fd < 0) {
+			fprintf(stderr, "vmm ctl: migrate-wait: %s\n", err.msg);
+			return 1;
+		}
+		rc = control_call(fd, &req, &resp, &err);
+		close(fd);
+		if (rc < 0) {
+			fprintf(stderr, "vmm ctl: migrate-wait: %s\n", err.msg);
+			return 1;
+		}
+		if (!resp->ok || resp->result_case != VMM__RESPONSE__RESULT_MIGRATION) {
+			fprintf(stderr, "vmm ctl: migrate-wait: %s\n",
+				resp->ok ? "the vmm answered without migration status" : resp->error);
+			vmm__response__free_unpacked(resp, NULL);
+			return 1;
+		}
+		if (resp->migration->phase == VMM__MIGRATION_PHASE__MIGRATION_PHASE_NONE) {
+			fprintf(stderr, "vmm ctl: migrate-wait: no migration has run\n");
+			vmm__response__free_unpacked(resp, NULL);
+			return 1;
+		}
+		if (resp->migration->outcome != VMM__MIGRATION_OUTCOME__MIGRATION_OUTCOME_NONE) {
+			int ok = resp->migration->outcome ==
+				 VMM__MIGRATION_OUTCOME__MIGRATION_OUTCOME_SUCCEEDED;
+
+			print_migration(resp->migration, a->json);
+			vmm__response__free_unpacked(resp, NULL);
+			return ok ? 0 : 1;
+		}
+		if (a->has_timeout && mono_ms() - t0 >= (uint64_t)a->timeout_s * 1000) {
+			print_migration(resp->migration, a->json);
+			vmm__response__free_unpacked(resp, NULL);
+			fprintf(stderr, "vmm ctl: migrate-wait: still running after %u s\n",
+				a->timeout_s);
+			return 1;
+		}
+		vmm__response__free_unpacked(resp, NULL);
+		nanosleep(&pause, NULL);
+	}
 }
 
 int vmm_ctl_main(int argc, char **argv)
@@ -246,6 +326,8 @@ int vmm_ctl_main(int argc, char **argv)
 	rc = parse(argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	if (!strcmp(a.cmd, "migrate-wait"))
+		return migrate_wait(&a);
 	if (!strcmp(a.cmd, "status")) {
 		req.cmd_case = VMM__REQUEST__CMD_STATUS; req.status = &st;
 	} else if (!strcmp(a.cmd, "pause")) {
