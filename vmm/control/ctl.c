@@ -238,6 +238,25 @@ static int parse(int argc, char **argv, struct ctl_args *a)
 	return 0;
 }
 
+/* One request on a fresh connection; a transport error is printed. */
+static int call(const char *sock, const char *cmd, Vmm__Request *req, Vmm__Response **resp)
+{
+	struct err err;
+	int fd = control_connect(sock, &err), rc;
+
+	if (fd < 0) {
+		fprintf(stderr, "vmm ctl: %s: %s\n", cmd, err.msg);
+		return -1;
+	}
+	rc = control_call(fd, req, resp, &err);
+	close(fd);
+	if (rc < 0) {
+		fprintf(stderr, "vmm ctl: %s: %s\n", cmd, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -255,25 +274,15 @@ static int migrate_wait(const struct ctl_args *a)
 	Vmm__Request req = VMM__REQUEST__INIT;
 	Vmm__MigrateStatus ms = VMM__MIGRATE_STATUS__INIT;
 	uint64_t t0 = mono_ms();
-	struct err err;
 
 	req.cmd_case = VMM__REQUEST__CMD_MIGRATE_STATUS;
 	req.migrate_status = &ms;
 	for (;;) {
 		Vmm__Response *resp = NULL;
 		const struct timespec pause = { 0, 100 * 1000000L };
-		int fd = control_connect(a->sock, &err), rc;
 
-		if (fd < 0) {
-			fprintf(stderr, "vmm ctl: migrate-wait: %s\n", err.msg);
+		if (call(a->sock, a->cmd, &req, &resp) < 0)
 			return 1;
-		}
-		rc = control_call(fd, &req, &resp, &err);
-		close(fd);
-		if (rc < 0) {
-			fprintf(stderr, "vmm ctl: migrate-wait: %s\n", err.msg);
-			return 1;
-		}
 		if (!resp->ok || resp->result_case != VMM__RESPONSE__RESULT_MIGRATION) {
 			fprintf(stderr, "vmm ctl: migrate-wait: %s\n",
 				resp->ok ? "the vmm answered without migration status" : resp->error);
@@ -320,8 +329,7 @@ int vmm_ctl_main(int argc, char **argv)
 	Vmm__Version ve = VMM__VERSION__INIT;
 	Vmm__Response *resp = NULL;
 	struct ctl_args a;
-	struct err err;
-	int rc, fd;
+	int rc;
 
 	rc = parse(argc, argv, &a);
 	if (rc)
@@ -356,17 +364,8 @@ int vmm_ctl_main(int argc, char **argv)
 		return usage("unknown command %s", a.cmd);
 	}
 
-	fd = control_connect(a.sock, &err);
-	if (fd < 0) {
-		fprintf(stderr, "vmm ctl: %s: %s\n", a.cmd, err.msg);
+	if (call(a.sock, a.cmd, &req, &resp) < 0)
 		return 1;
-	}
-	rc = control_call(fd, &req, &resp, &err);
-	close(fd);
-	if (rc < 0) {
-		fprintf(stderr, "vmm ctl: %s: %s\n", a.cmd, err.msg);
-		return 1;
-	}
 	if (!resp->ok) {
 		fprintf(stderr, "vmm ctl: %s: %s\n", a.cmd, resp->error);
 		if (a.json) {
