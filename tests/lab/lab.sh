@@ -122,8 +122,9 @@ done
 # ("corrupted stack end detected inside scheduler" in a vCPU thread, RCU
 # stalls, soft lockups; an L2 guest's "Fatal exception in interrupt"): three
 # deaths in one 20-minute make bench on 2026-12-05. With npt=0 the same make
-# bench ran 799 s without one, and guests boot as fast. QEMU still offers
-# NPT (the verified recipe); only L1 KVM's choice differs.
+# bench ran 799 s without one (guest boots took ours 13.4 s, QEMU 15.8 s,
+# against 11.6 and 10.5 s with NPT). QEMU still offers NPT (the verified
+# recipe); only L1 KVM's choice differs.
 NPT_OPT="lab_kvm_amd=npt=0"; [ "${LAB_NPT:-0}" = 1 ] && NPT_OPT=""
 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m "$MEM" -smp 2 \
     -nographic -no-reboot -nic none -serial "file:$OUT/console" -monitor none \
