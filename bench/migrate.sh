@@ -36,6 +36,9 @@
 set -eu
 RUNS=${1:-3}
 CAP=${BENCH_MIG_CAP:-60}
+# BENCH_OURS_ARGS: extra vmm run options for both ends of our moves (A/B
+# experiments, e.g. --balloon); unquoted on purpose
+OURS_ARGS=${BENCH_OURS_ARGS:-}
 . bench/vmlib.sh
 PORT=$((47000 + $$ % 1000))
 printf 'bench-migration-secret\n' > "$T/secret"; chmod 600 "$T/secret"
@@ -119,6 +122,16 @@ cpu_report() {
     CPU_S=${_r%% *}
     warn "$1 $2 run $3: cpu s: ${_r#* }"
 }
+# mem_snap FILE / mem_report WHO CASE RUN BEFORE AFTER: the lab's free
+# memory and reclaim work across a move (a move that ran into direct
+# reclaim or compaction pays for it in its page allocations).
+mem_snap() { { awk '/^MemFree:/ { print "memfree_kib", $2 }' /proc/meminfo
+    grep -E '^(allocstall_[a-z]+|compact_stall|pgscan_direct|pgsteal_kswapd) ' /proc/vmstat; } > "$1" 2>/dev/null || true; }
+mem_report() {
+    warn "$1 $2 run $3: lab memory: $(awk 'NR == FNR { b[$1] = $2; next }
+        $1 == "memfree_kib" { printf "free %d -> %d MiB", b[$1] / 1024, $2 / 1024; next }
+        { d[$1 ~ /^allocstall/ ? "allocstall" : $1] += $2 - b[$1] }
+        END { for (k in d) printf ", %s +%d", k, d[k] }' "$4" "$5" 2>/dev/null)"; }
 # run_times WHO CASE RUN P0 P1 P2: where a run's wall time went (stderr):
 # destination start + client (P0..P1), the move (P1..P2), the destination's
 # heartbeats + client replies + rows (P2..now)
@@ -204,7 +217,7 @@ ours() { # CASE
     cmd=$(case_cmd "$1")
     curlog=$T/$1.o0.log; cursock=$T/$1.o0.sock
     IN_NS="ip netns exec $H1"
-    ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret" --net tap=to0,mac=$MAC; cur=$OPID
+    ours_start "$curlog" "$cursock" "$cmd" --secret-file "$T/secret" --net tap=to0,mac=$MAC $OURS_ARGS; cur=$OPID
     IN_NS=""
     b0=$(now_ms)
     net_up "$curlog" to0 "$H1" $cur || { stop_pid $cur; client_stop; not_run "$1" ours 1 "guest did not come up"; return 1; }
@@ -216,7 +229,7 @@ ours() { # CASE
         d=$((3 - ch)); dip=$(host_ip $d)
         ip netns exec "$(host_ns $d)" $VMM run --name bench --kernel "$K" --cmdline "$cmd" --mem 512M --cpus 2 \
             --incoming $dip:$PORT --secret-file "$T/secret" --net tap=to$i,mac=$MAC \
-            --serial "$dlog" --control "$dsock" </dev/null >"$dlog.err" 2>&1 &
+            --serial "$dlog" --control "$dsock" $OURS_ARGS </dev/null >"$dlog.err" 2>&1 &
         dp=$!; PIDS="$PIDS $dp"
         plug_tap "$(host_ns $d)" to$i
         client_start || true
@@ -229,7 +242,7 @@ ours() { # CASE
         k=$(hb_count "$curlog")
         # how far the guest workload got (dirtier passes/pages): compare like with like
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
-        cpu_snap "$T/cpu0" $cur $dp
+        mem_snap "$T/mem0"; cpu_snap "$T/cpu0" $cur $dp
         t0=$(now_ms); c0=$(now_s); p1=$t0
         $CTL "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
             STATUS=failed emit "$1" ours $i false; stop_pid $cur; client_stop; not_run "$1" ours $((i + 1)) "migrate command failed"; return 1; }
@@ -246,7 +259,8 @@ ours() { # CASE
             until grep -q "migrated to $dip:$PORT: total" "$curlog.err" 2>/dev/null || [ $n -ge 100 ]; do
                 sleep 0.05; n=$((n + 1))
             done
-            cpu_snap "$T/cpu1" $cur $dp; cpu_report ours "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
+            cpu_snap "$T/cpu1" $cur $dp; mem_snap "$T/mem1"; cpu_report ours "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
+            mem_report ours "$1" $i "$T/mem0" "$T/mem1"
             $CTL "$cursock" quit >/dev/null 2>&1 || true
         elif grep -q '"outcome":"none"' "$T/ms.json"; then
             # still running after CAP s
@@ -323,9 +337,10 @@ qemu_mig() { # CASE best(0|1)
         warn "$who $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         # one client for the whole move: set-up of both ends, migrate -d (its
         # time is t0, the client gap's window start), wait, cancel at CAP s
-        p1=$(now_ms); cpu_snap "$T/cpu0" $cur $dp
+        p1=$(now_ms); mem_snap "$T/mem0"; cpu_snap "$T/cpu0" $cur $dp
         res=$($QMON "$curmon" migrate "$CAP" "tcp:$dip:$PORT" "$dmon" "$dcmds" "$scmds" | tail -n 1)
-        p2=$(now_ms); cpu_snap "$T/cpu1" $cur $dp; cpu_report $who "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
+        p2=$(now_ms); cpu_snap "$T/cpu1" $cur $dp; mem_snap "$T/mem1"; cpu_report $who "$1" $i "$T/cpu0" "$T/cpu1" $cur $dp
+        mem_report $who "$1" $i "$T/mem0" "$T/mem1"
         echo "$res" > "$T/qm.json"
         st=$(jfield "$T/qm.json" status); c0=$(jfield "$T/qm.json" t0)
         if [ "$st" = completed ] && wait_hb "$dlog" 2 120 $dp; then

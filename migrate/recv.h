@@ -50,6 +50,10 @@ struct mig_recv_stats {
 	uint64_t state_bytes;
 	uint64_t total_ms;		/* auth to GO (or failure) */
 	uint64_t blackout_ms;		/* FINAL round start to GO */
+	/* pre-copy pipeline (ms): the applying thread waited for frames,
+	 * the reader waited for a free buffer, the reader checked tags */
+	double wait_frames_ms, wait_slot_ms, tag_ms;
+	double reader_cpu_ms, apply_cpu_ms;	/* CPU of the reader and of the applying thread during pre-copy */
 };
 
 struct mig_rx {

@@ -772,9 +772,13 @@ void migration_incoming_done(struct vm *vm)
 
 	op_announce(vm);
 	fprintf(stderr, "vmm: incoming: migration complete (downtime %llu ms, total %llu ms, "
-		"%u rounds, %llu bytes, %llu pages; load_state %.1f ms, GO -> vCPUs running %.1f ms)\n",
+		"%u rounds, %llu bytes, %llu pages; load_state %.1f ms, GO -> vCPUs running %.1f ms; "
+		"pre-copy: CPU of the applying thread %.1f ms, of the reader %.1f ms (tags %.1f); "
+		"waits: for frames %.1f ms, reader for a buffer %.1f ms)\n",
 		(unsigned long long)mc.rst.blackout_ms,
 		(unsigned long long)mc.rst.total_ms, mc.rst.rounds, (unsigned long long)mc.rst.bytes,
-		(unsigned long long)mc.rst.pages, mc.load_us / 1000.0, resume_us / 1000.0);
+		(unsigned long long)mc.rst.pages, mc.load_us / 1000.0, resume_us / 1000.0,
+		mc.rst.apply_cpu_ms, mc.rst.reader_cpu_ms, mc.rst.tag_ms,
+		mc.rst.wait_frames_ms, mc.rst.wait_slot_ms);
 	fprintf(stderr, "vmm: incoming: migration %s\n", mc.cpu_line);
 }

@@ -77,6 +77,8 @@ static void test_idle_zero_and_compressible(void **state)
 	assert_true(s.lz4_pages > 0);
 	assert_true(s.bytes_sent < 16 * MiB);
 	assert_true(r.rst.state_bytes > 3 * MiB);
+	/* the destination's pre-copy accounting (its summary line) */
+	assert_true(r.rst.reader_cpu_ms > 0 && r.rst.tag_ms > 0 && r.rst.apply_cpu_ms > 0);
 	run_fini(&r);
 	fake_free(src);
 	fake_free(dst);

@@ -110,6 +110,8 @@ static void test_order_and_handover(void **state)
 	/* The reader stopped after the final ROUND_END: STATE is ours. */
 	assert_int_equal(mig_rxq_next(&q, &type, &p, &len, &e), 0);
 	mig_rxq_stop(&q);
+	/* the reader recorded its CPU time as it ended (diagnosis line) */
+	assert_true(q.reader_cpu_ns > 0);
 	assert_int_equal(frame_recv(&l.b, &type, buf, sizeof(buf), &len, &e), 0);
 	assert_int_equal(type, MIG_F_STATE);
 	assert_memory_equal(buf, "state", 5);
