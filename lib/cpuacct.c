@@ -39,6 +39,15 @@ void cpuacct_mark(struct cpuacct *m)
 	cpuacct__host(&m->host_busy, &m->host_all);
 }
 
+uint64_t cpuacct_thread_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 char *cpuacct_format(const struct cpuacct *since, const char *who, char *buf, size_t cap)
 {
 	struct cpuacct now;

@@ -14,6 +14,8 @@ struct cpuacct {
 };
 
 void cpuacct_mark(struct cpuacct *m);
+/* CPU time of the calling thread so far (ns; CLOCK_THREAD_CPUTIME_ID). */
+uint64_t cpuacct_thread_ns(void);
 /* "cpu ms: process P, <who> T, host busy B% of N CPUs" for the span since
  * `since` (taken by the same thread). Returns buf. */
 char *cpuacct_format(const struct cpuacct *since, const char *who, char *buf, size_t cap);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/le.h"
 #include "lib/pagecodec.h"
@@ -264,4 +265,12 @@ void mig_send_error(struct frame_conn *c, const char *msg)
 	if (n > MIG_ERROR_MAX)
 		n = MIG_ERROR_MAX;
 	(void)frame_send(c, MIG_F_ERROR, msg, (uint32_t)n, &ignored);
+}
+
+uint64_t mig_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

@@ -128,6 +128,8 @@ struct mig_commit {
 };
 
 const char *mig_frame_name(uint16_t type);
+/* CLOCK_MONOTONIC in ns: phase times on both ends. */
+uint64_t mig_now_ns(void);
 
 /* Encoders write into buf (cap bytes) and return the payload length, or -1
  * with err set if it does not fit. */

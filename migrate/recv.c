@@ -7,17 +7,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "lib/cpuacct.h"
 #include "lib/frame.h"
 #include "migrate/fault.h"
 #include "migrate/rxq.h"
-
-static double mig_recv__thread_cpu_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static uint64_t mig_recv__now_ms(void)
 {
@@ -106,7 +99,7 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 	uint8_t *buf = NULL, reply[MIG_RX_REPLY_MAX];
 	uint64_t t0 = mig_recv__now_ms(), t_final = 0, t_last_re = 0;
 	int have_conn = 0, have_rx = 0, peer_error = 0, ret = -1, pipeline;
-	double cpu0 = 0, cpu1 = 0;
+	uint64_t cpu0 = 0, cpu1 = 0;	/* applying thread's CPU (ns) at pre-copy start, end */
 
 	memset(&q, 0, sizeof(q));
 	pipeline = mig_recv__is_stream(fd);
@@ -142,7 +135,7 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 		 * it (not a stream socket, no thread) we read here. */
 		if (pipeline && rx.state == MIG_RX_RECV_PAGES) {
 			pipeline = 0;
-			cpu0 = mig_recv__thread_cpu_ms();
+			cpu0 = cpuacct_thread_ns();
 			if (mig_rxq_start(&q, &c, MIG_FRAME_MAX, e) < 0)
 				fprintf(stderr, "migrate: recv: %s: reading in one thread\n", e->msg);
 		}
@@ -172,7 +165,7 @@ int mig_recv(void *vm, const struct mig_vm_ops *ops, int fd,
 		if (queued)
 			mig_rxq_release(&q);
 		if (cpu0 > 0 && cpu1 == 0 && rx.state != MIG_RX_RECV_PAGES)
-			cpu1 = mig_recv__thread_cpu_ms();	/* pre-copy applied */
+			cpu1 = cpuacct_thread_ns();	/* pre-copy applied */
 		if (type == MIG_F_ROUND_END) {
 			/* The final round starts right after the previous
 			 * ROUND_END; blackout is measured from there. */
@@ -211,7 +204,7 @@ out:
 		st->wait_slot_ms = q.full_wait_ns / 1e6;
 		st->tag_ms = c.recv_tag_ns / 1e6;
 		st->reader_cpu_ms = q.reader_cpu_ns / 1e6;
-		st->apply_cpu_ms = cpu1 > cpu0 ? cpu1 - cpu0 : 0;
+		st->apply_cpu_ms = cpu1 > cpu0 ? (cpu1 - cpu0) / 1e6 : 0;
 	}
 	mig_rxq_fini(&q);
 	if (have_rx)

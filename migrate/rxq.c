@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
+#include "lib/cpuacct.h"
 #include "migrate/proto.h"
 
 /* 1 if frames may still follow this one within pre-copy (the reader goes
@@ -24,14 +24,6 @@ static int mig_rxq__precopy(uint16_t type, const uint8_t *p, size_t len)
 	return !(re.flags & MIG_RE_FINAL);
 }
 
-static uint64_t mig_rxq__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *mig_rxq__reader(void *arg)
 {
 	struct mig_rxq *q = arg;
@@ -44,11 +36,11 @@ static void *mig_rxq__reader(void *arg)
 		int r;
 
 		if (!q->stop && q->tail - q->head >= MIG_RXQ_SLOTS) {
-			uint64_t t = mig_rxq__now_ns();
+			uint64_t t = mig_now_ns();
 
 			while (!q->stop && q->tail - q->head >= MIG_RXQ_SLOTS)
 				pthread_cond_wait(&q->cv, &q->mu);
-			q->full_wait_ns += mig_rxq__now_ns() - t;
+			q->full_wait_ns += mig_now_ns() - t;
 		}
 		if (q->stop)
 			break;
@@ -69,12 +61,7 @@ static void *mig_rxq__reader(void *arg)
 			break;
 	}
 	q->done = 1;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-		q->reader_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	}
+	q->reader_cpu_ns = cpuacct_thread_ns();
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 	return NULL;
@@ -119,11 +106,11 @@ int mig_rxq_next(struct mig_rxq *q, uint16_t *type, uint8_t **buf, size_t *len,
 
 	pthread_mutex_lock(&q->mu);
 	if (q->tail == q->head && !q->done) {
-		uint64_t t = mig_rxq__now_ns();
+		uint64_t t = mig_now_ns();
 
 		while (q->tail == q->head && !q->done)
 			pthread_cond_wait(&q->cv, &q->mu);
-		q->next_wait_ns += mig_rxq__now_ns() - t;
+		q->next_wait_ns += mig_now_ns() - t;
 	}
 	if (q->tail == q->head) {
 		int failed = q->failed;

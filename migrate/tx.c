@@ -10,14 +10,6 @@
 
 #include "lib/crc32c.h"
 
-uint64_t mig_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 void mig_tx_publish(struct mig_tx *tx)
 {
 	tx->s.total_ms = (mig_now_ns() - tx->t0) / 1000000;

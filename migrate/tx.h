@@ -57,8 +57,6 @@ struct mig_tx {
 	uint64_t t0;			/* mig_send start */
 };
 
-uint64_t mig_now_ns(void);
-
 /* Send every page set in tx->dirty (clearing the bits), in PAGES frames
  * <= MIG_PAGES_MAX, then nothing else. Checks cancel and the peer between
  * batches. */

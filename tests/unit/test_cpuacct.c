@@ -44,10 +44,33 @@ static void test_burn(void **state)
 	assert_true(wall >= 60 && wall < 10000);
 }
 
+/* The thread's CPU clock never goes back and counts work done; a sleep
+ * adds (almost) nothing. Bounds are loose: no timing claim. */
+static void test_thread_ns(void **state)
+{
+	struct timespec nap = { 0, 50 * 1000000L };
+	volatile unsigned long x = 0;
+	uint64_t a, b, c;
+	double t0;
+
+	(void)state;
+	a = cpuacct_thread_ns();
+	t0 = wall_ms();
+	while (wall_ms() - t0 < 30)
+		x++;
+	b = cpuacct_thread_ns();
+	assert_true(a > 0 && b > a);
+	nanosleep(&nap, NULL);
+	c = cpuacct_thread_ns();
+	assert_true(c >= b);
+	assert_true(c - b < 40 * 1000000ull);	/* asleep 50 ms: not counted */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burn),
+		cmocka_unit_test(test_thread_ns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
