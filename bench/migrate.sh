@@ -39,6 +39,9 @@ CAP=${BENCH_MIG_CAP:-60}
 # BENCH_OURS_ARGS: extra vmm run options for both ends of our moves (A/B
 # experiments, e.g. --balloon); unquoted on purpose
 OURS_ARGS=${BENCH_OURS_ARGS:-}
+# BENCH_MIGRATE_ARGS: extra `vmm ctl migrate` options for our moves (e.g.
+# --bandwidth 10 to see what the guest costs while a move is slow).
+MIG_ARGS=${BENCH_MIGRATE_ARGS:-}
 . bench/vmlib.sh
 PORT=$((47000 + $$ % 1000))
 printf 'bench-migration-secret\n' > "$T/secret"; chmod 600 "$T/secret"
@@ -244,7 +247,7 @@ ours() { # CASE
         warn "ours $1 run $i: source before migrate: $(tr -d '\r' < "$curlog" | grep HEARTBEAT | tail -n 1)"
         mem_snap "$T/mem0"; cpu_snap "$T/cpu0" $cur $dp
         t0=$(now_ms); c0=$(now_s); p1=$t0
-        $CTL "$cursock" migrate --to $dip:$PORT >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
+        $CTL "$cursock" migrate --to $dip:$PORT $MIG_ARGS >/dev/null || { warn "ours: migrate command failed"; stop_pid $dp
             STATUS=failed emit "$1" ours $i false; stop_pid $cur; client_stop; not_run "$1" ours $((i + 1)) "migrate command failed"; return 1; }
         # One process waits, polling every 100 ms as qmon.py does for QEMU.
         # (A shell loop starting vmm ctl, mv and grep several times a second
