@@ -3,7 +3,7 @@
  * lost or went stale (snapshot, migration, checkpoint).
  *
  *   dirtier --mib N [--rate PAGES_PER_SEC|0] [--threads T] [--hot MIB]
- *           [--cold-every K] [--full] [--passes P] [--corrupt-at P]
+ *           [--cold-every K] [--full] [--passes P] [--corrupt-at P] [--churn MIB]
  *
  * Every 4 KiB page carries a stamp of the generation that last wrote it:
  *   bytes 0..3    magic 0x44495254 ("DIRT")
@@ -19,6 +19,13 @@
  *   VERIFY FAIL page=<idx> expected=<gen> got=<gen> ...
  * and exits 1. The main thread prints one HEARTBEAT line per second; the format
  * is documented in README.md and must stay stable.
+ *
+ * --churn MIB: one more thread maps MIB of fresh memory, stamps every page
+ * (generation = cycle number), holds it for a second, verifies it and
+ * unmaps it, over and over. The freed memory is what free page reporting
+ * (virtio-balloon) hands to the host while the stamped set is in use: a
+ * host that drops a page the guest still uses makes a check fail
+ * (region=churn). It prints CHURN cycles=N every 10 cycles.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -84,9 +91,9 @@ static uint64_t mix(uint64_t page, uint64_t gen, uint64_t k)
 
 static int is_mid(unsigned w) { return w % 64 == 0 && w != 0; }  /* byte 512*k */
 
-static void stamp(uint64_t idx, uint64_t gen)
+static void stamp_in(uint8_t *base, uint64_t idx, uint64_t gen)
 {
-	uint64_t *p = (uint64_t *)(mem + idx * PAGE);
+	uint64_t *p = (uint64_t *)(base + idx * PAGE);
 	if (full) {
 		for (unsigned w = 2; w < WORDS - 1; w++)
 			p[w] = mix(idx, gen, w);
@@ -99,10 +106,16 @@ static void stamp(uint64_t idx, uint64_t gen)
 	p[0] = (uint64_t)MAGIC | (idx << 32);
 }
 
-static __attribute__((noreturn)) void fail(uint64_t idx, uint64_t want_gen, const char *why,
-					  unsigned w, uint64_t want, uint64_t have, uint64_t pass)
+static void stamp(uint64_t idx, uint64_t gen)
 {
-	const uint64_t *p = (const uint64_t *)(mem + idx * PAGE);
+	stamp_in(mem, idx, gen);
+}
+
+static __attribute__((noreturn)) void fail(const uint8_t *base, const char *region, uint64_t idx,
+					  uint64_t want_gen, const char *why, unsigned w,
+					  uint64_t want, uint64_t have, uint64_t pass)
+{
+	const uint64_t *p = (const uint64_t *)(base + idx * PAGE);
 	uint64_t got = p[1];
 	if ((p[0] & 0xffffffffu) != MAGIC || (p[0] >> 32) != (idx & 0xffffffffu))
 		got = p[WORDS - 1];
@@ -110,28 +123,35 @@ static __attribute__((noreturn)) void fail(uint64_t idx, uint64_t want_gen, cons
 	    " reason=%s off=%u want=0x%" PRIx64 " have=0x%" PRIx64 " head_gen=%" PRIu64
 	    " tail_gen=%" PRIu64 " region=%s pass=%" PRIu64,
 	    idx, want_gen, got, why, w * 8, want, have, p[1], p[WORDS - 1],
-	    idx < nhot ? "hot" : "cold", pass);
+	    region, pass);
 	fsync(1);
 	_exit(1);
 }
 
-static void check(uint64_t idx, uint64_t gen, uint64_t pass)
+static void check_in(const uint8_t *base, const char *region, uint64_t idx, uint64_t gen,
+		     uint64_t pass)
 {
-	const uint64_t *p = (const uint64_t *)(mem + idx * PAGE);
+	const uint64_t *p = (const uint64_t *)(base + idx * PAGE);
 	uint64_t head = (uint64_t)MAGIC | (idx << 32);
 	if (p[0] != head)
-		fail(idx, gen, (p[0] & 0xffffffffu) != MAGIC ? "magic" : "index", 0, head, p[0], pass);
+		fail(base, region, idx, gen, (p[0] & 0xffffffffu) != MAGIC ? "magic" : "index", 0,
+		     head, p[0], pass);
 	if (p[1] != gen)
-		fail(idx, gen, "gen", 1, gen, p[1], pass);
+		fail(base, region, idx, gen, "gen", 1, gen, p[1], pass);
 	if (p[WORDS - 1] != gen)
-		fail(idx, gen, "torn", WORDS - 1, gen, p[WORDS - 1], pass);
+		fail(base, region, idx, gen, "torn", WORDS - 1, gen, p[WORDS - 1], pass);
 	for (unsigned w = 2; w < WORDS - 1; w++) {
 		if (!full && !is_mid(w))
 			continue;
 		uint64_t want = mix(idx, gen, w);
 		if (p[w] != want)
-			fail(idx, gen, "torn", w, want, p[w], pass);
+			fail(base, region, idx, gen, "torn", w, want, p[w], pass);
 	}
+}
+
+static void check(uint64_t idx, uint64_t gen, uint64_t pass)
+{
+	check_in(mem, idx < nhot ? "hot" : "cold", idx, gen, pass);
 }
 
 static uint64_t now_ns(clockid_t c)
@@ -232,10 +252,36 @@ static void *work(void *arg)
 	return NULL;
 }
 
+/* --churn: map, stamp, hold, verify, unmap; see the top comment. */
+static void *churn(void *arg)
+{
+	uint64_t n = *(const uint64_t *)arg;	/* pages */
+
+	for (uint64_t cycle = 1;; cycle++) {
+		uint8_t *b = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (b == MAP_FAILED) {
+			say("DIRTIER ERROR churn mmap: %s", strerror(errno));
+			sleep(1);
+			continue;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			stamp_in(b, i, cycle);
+		sleep_until(now_ns(CLOCK_MONOTONIC) + 1000000000ull);
+		for (uint64_t i = 0; i < n; i++)
+			check_in(b, "churn", i, cycle, cycle);
+		munmap(b, n * PAGE);
+		if (cycle % 10 == 0)
+			say("CHURN cycles=%" PRIu64, cycle);
+		sleep_until(now_ns(CLOCK_MONOTONIC) + 500000000ull);
+	}
+	return NULL;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: dirtier --mib N [--rate PAGES_PER_SEC|0=max] [--threads T] [--hot MIB]\n"
-			"               [--cold-every K] [--full] [--passes P] [--corrupt-at GEN]\n");
+			"               [--cold-every K] [--full] [--passes P] [--corrupt-at GEN] [--churn MIB]\n");
 	exit(2);
 }
 
@@ -256,9 +302,12 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, 0, 't' }, { "hot", required_argument, 0, 'h' },
 		{ "cold-every", required_argument, 0, 'c' }, { "full", no_argument, 0, 'f' },
 		{ "passes", required_argument, 0, 'p' },  { "corrupt-at", required_argument, 0, 'x' },
+		{ "churn", required_argument, 0, 'k' },
 		{ 0, 0, 0, 0 },
 	};
 	uint64_t mib = 0, hot_mib = 0;
+	static uint64_t churn_pages;
+	pthread_t churn_tid;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -270,10 +319,12 @@ int main(int argc, char **argv)
 		case 'f': full = 1; break;
 		case 'p': max_passes = num(optarg); break;
 		case 'x': corrupt_at = num(optarg); break;
+		case 'k': churn_pages = num(optarg) * 256; break;
 		default: usage();
 		}
 	}
-	if (!mib || optind != argc || !nthreads || nthreads > 256 || cold_every < 2)
+	if (!mib || optind != argc || !nthreads || nthreads > 256 || cold_every < 2 ||
+	    churn_pages > (1ull << 30))
 		usage();
 	npages = mib * 256;
 	nhot = hot_mib && hot_mib < mib ? hot_mib * 256 : npages;
@@ -286,8 +337,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int locked = mlock(mem, npages * PAGE) == 0;
-	say("DIRTIER START mib=%" PRIu64 " hot_mib=%" PRIu64 " rate=%" PRIu64 " threads=%u cold_every=%u full=%d mlock=%d",
-	    mib, nhot / 256, rate, nthreads, cold_every, full, locked);
+	say("DIRTIER START mib=%" PRIu64 " hot_mib=%" PRIu64 " rate=%" PRIu64 " threads=%u cold_every=%u full=%d mlock=%d churn_mib=%" PRIu64,
+	    mib, nhot / 256, rate, nthreads, cold_every, full, locked, churn_pages / 256);
 
 	struct worker *wk = calloc(nthreads, sizeof(*wk));
 	if (!wk || pthread_barrier_init(&barrier, NULL, nthreads)) {
@@ -305,6 +356,11 @@ int main(int argc, char **argv)
 			say("DIRTIER ERROR pthread_create");
 			return 2;
 		}
+	}
+
+	if (churn_pages && pthread_create(&churn_tid, NULL, churn, &churn_pages)) {
+		say("DIRTIER ERROR pthread_create (churn)");
+		return 2;
 	}
 
 	/* Heartbeats on whole-second boundaries of the monotonic clock since start. */
