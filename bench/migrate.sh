@@ -40,7 +40,7 @@ CAP=${BENCH_MIG_CAP:-60}
 # experiments, e.g. --balloon); unquoted on purpose
 OURS_ARGS=${BENCH_OURS_ARGS:-}
 # BENCH_MIGRATE_ARGS: extra `vmm ctl migrate` options for our moves (e.g.
-# --bandwidth 10 to see what the guest costs while a move is slow).
+# --bandwidth 160, in Mbit/s, to see what the guest costs while a move is slow).
 MIG_ARGS=${BENCH_MIGRATE_ARGS:-}
 . bench/vmlib.sh
 PORT=$((47000 + $$ % 1000))
