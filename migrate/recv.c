@@ -14,10 +14,7 @@
 
 static uint64_t mig_recv__now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mig_now_ns() / 1000000;
 }
 
 /* Test-only faults (migrate/fault.h), checked after every handled frame.

@@ -52,6 +52,7 @@ static uint64_t rate;           /* pages per second over all threads, 0 = max */
 static int full;
 static uint64_t max_passes;     /* 0 = forever */
 static uint64_t corrupt_at;     /* self-test: stale-stamp one page after this gen */
+static uint64_t churn_pages;    /* --churn: pages the churn thread cycles, 0 = none */
 static pthread_barrier_t barrier;
 
 static _Atomic uint64_t done_gen = 0;   /* last generation completely written */
@@ -255,8 +256,9 @@ static void *work(void *arg)
 /* --churn: map, stamp, hold, verify, unmap; see the top comment. */
 static void *churn(void *arg)
 {
-	uint64_t n = *(const uint64_t *)arg;	/* pages */
+	uint64_t n = churn_pages;
 
+	(void)arg;
 	for (uint64_t cycle = 1;; cycle++) {
 		uint8_t *b = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -306,7 +308,6 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	uint64_t mib = 0, hot_mib = 0;
-	static uint64_t churn_pages;
 	pthread_t churn_tid;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -358,7 +359,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (churn_pages && pthread_create(&churn_tid, NULL, churn, &churn_pages)) {
+	if (churn_pages && pthread_create(&churn_tid, NULL, churn, NULL)) {
 		say("DIRTIER ERROR pthread_create (churn)");
 		return 2;
 	}
